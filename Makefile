@@ -1,0 +1,44 @@
+# The two commands the README opens with: `make demo` and `make test`. Each sets itself up.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test unit integration system-deps controlplane lint bench bench-small clean
+
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements-dev.txt
+	$(PY) -m pip install -q --no-deps -e .
+	touch $@
+
+venv: $(STAMP)
+
+## Run the whole play offline on the bundled demo data; writes reports/demo/.
+demo: $(STAMP)
+	$(PY) -m job run --pods demo/pods.json --secscan-dir demo/secscan --output reports/demo --cluster-name demo
+	@echo "open reports/demo/report.html (also report.xlsx, summary.json, imagemanifestvulns.yaml)"
+
+## System packages the tests drive for real: Chromium, LibreOffice, an OCI registry.
+system-deps:
+	@bash tests/system-deps.sh
+
+## kube-apiserver and etcd for the tests (cached outside the checkout).
+controlplane:
+	@bash tests/controlplane/build.sh >/dev/null
+
+## Set up and run the whole test suite, the real control plane included.
+test: $(STAMP) system-deps controlplane
+	KUBEBUILDER_ASSETS="$${KUBEBUILDER_ASSETS:-$$(bash tests/controlplane/build.sh)}" \
+	  $(PY) -m pytest -q $(PYTEST_ARGS)
+	$(VENV)/bin/lint-imports
+
+unit: $(STAMP)
+	$(PY) -m pytest -q tests/unit $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/lint-imports
+
+clean:
+	rm -rf $(VENV) reports/demo .pytest_cache

@@ -1,0 +1,153 @@
+"""The command line: `imvjob run` for the whole play, and each stage on its own.
+
+Every setting of job.settings.Settings is a flag here, an IMVJOB_* environment variable, and a
+key of the --config YAML file. Domain errors become one line and an exit status only here.
+"""
+from __future__ import annotations
+
+import sys
+from typing import Any, Callable
+
+import click
+
+from job import __version__
+from job.errors import ImvjobError
+from job.log import RunLog
+from job.settings import SETTING_FIELDS, Settings, envvar, load_config_file
+
+EXIT_OK, EXIT_FATAL, EXIT_ERRORS = 0, 1, 2
+
+
+def _setting_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Add one click option per Settings field, in reverse so --help lists them in order."""
+    for f in reversed(SETTING_FIELDS):
+        meta = f.metadata
+        flag = "--" + f.name.replace("_", "-")
+        kwargs: dict[str, Any] = {"envvar": envvar(f.name), "show_envvar": True, "help": meta["help"],
+                                  "show_default": bool(f.default) or f.default == 0}
+        if meta["flag"]:
+            kwargs.update(is_flag=True, default=False)
+        elif meta["multiple"]:
+            # A repeatable flag; from the environment, a comma- or space-separated list.
+            kwargs.update(multiple=True, default=(), type=_ListItem())
+        else:
+            kwargs["default"] = f.default
+            kwargs["type"] = click.Choice(meta["choices"]) if meta["choices"] else type(f.default)
+        func = click.option(flag, f.name, **kwargs)(func)
+    func = click.option("--config", "config", envvar="IMVJOB_CONFIG", show_envvar=True,
+                        type=click.Path(dir_okay=False), is_eager=True, expose_value=False,
+                        callback=_load_config, help="YAML file of settings (keys as the flags, with _).")(func)
+    return func
+
+
+class _ListItem(click.ParamType):
+    name = "text"
+
+    def split_envvar_value(self, rv: str) -> list[str]:
+        return [item for item in rv.replace(",", " ").split() if item]
+
+
+def _load_config(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    if not value:
+        return
+    try:
+        values = load_config_file(value)
+    except ImvjobError as exc:
+        raise click.BadParameter(str(exc)) from exc
+    for key, item in values.items():
+        if isinstance(item, list):
+            values[key] = tuple(str(i) for i in item)
+    ctx.default_map = {**(ctx.default_map or {}), **values}
+
+
+def _settings(kwargs: dict[str, Any]) -> Settings:
+    return Settings(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in kwargs.items()})
+
+
+def _run_stage(stage: Callable[[Settings, RunLog], int], kwargs: dict[str, Any]) -> None:
+    settings = _settings(kwargs)
+    log = RunLog(fmt=settings.log_format, progress=settings.progress)
+    try:
+        code = stage(settings, log)
+    except ImvjobError as exc:
+        log.error(str(exc))
+        code = exc.exit_code
+    except KeyboardInterrupt:
+        log.error("interrupted")
+        code = 130
+    sys.exit(code)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.version_option(__version__, prog_name="imvjob")
+def cli() -> None:
+    """imvjob: find the vulnerabilities of every image running in a cluster, keep ImageManifestVuln
+    objects in step (as the Container Security Operator does), and report them to the people who
+    must act.
+
+    Exit status: 0 the play completed (images a registry could not scan are listed with their
+    reason); 2 completed with errors of the job's own making or reach (objects of the images
+    concerned kept as they were); 1 could not do its work at all.
+    """
+
+
+@cli.command()
+@_setting_options
+def run(**kwargs: Any) -> None:
+    """The whole play: snapshot, scan, apply, report, notify."""
+    from job import pipeline
+
+    _run_stage(pipeline.run_play, kwargs)
+
+
+@cli.command()
+@_setting_options
+def snapshot(**kwargs: Any) -> None:
+    """List running pods into OUTPUT/snapshot.json."""
+    from job import pipeline
+
+    _run_stage(pipeline.run_snapshot, kwargs)
+
+
+@cli.command()
+@_setting_options
+def scan(**kwargs: Any) -> None:
+    """Ask the registries about OUTPUT/snapshot.json's manifests; writes OUTPUT/scan.json."""
+    from job import pipeline
+
+    _run_stage(pipeline.run_scan, kwargs)
+
+
+@cli.command()
+@_setting_options
+def apply(**kwargs: Any) -> None:
+    """Diff-apply ImageManifestVulns from OUTPUT/snapshot.json and OUTPUT/scan.json."""
+    from job import pipeline
+
+    _run_stage(pipeline.run_apply, kwargs)
+
+
+@cli.command()
+@_setting_options
+def report(**kwargs: Any) -> None:
+    """Render report.html, report.xlsx and summary.json from the stage files in OUTPUT."""
+    from job import pipeline
+
+    _run_stage(pipeline.run_report, kwargs)
+
+
+@cli.command()
+@_setting_options
+def notify(**kwargs: Any) -> None:
+    """Mail the reports in OUTPUT to the global list and the namespaces' owners."""
+    from job import pipeline
+
+    _run_stage(pipeline.run_notify, kwargs)
+
+
+def main() -> None:
+    cli(prog_name="imvjob")
+
+
+if __name__ == "__main__":
+    main()

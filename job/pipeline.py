@@ -1,0 +1,168 @@
+"""The play: snapshot → scan → desired → apply → report → notify.
+
+Each stage also runs on its own, reading and writing the stage files in OUTPUT, so that a run
+can be replayed or debugged stage by stage. This module only wires stages together.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+from job import apply as apply_stage
+from job import codec, desired, notify, report, scan, snapshot
+from job.errors import ConfigError
+from job.log import RunLog
+from job.model import ApplyOutcome, ImageRef, ScanResult, Snapshot
+from job.settings import Settings
+
+EXIT_OK, EXIT_ERRORS = 0, 2
+
+
+def _kube(settings: Settings):
+    from job import kube
+
+    return kube.connect(settings)
+
+
+def _out(settings: Settings) -> Path:
+    return settings.output_dir
+
+
+def take_snapshot(settings: Settings, log: RunLog, client=None) -> Snapshot:
+    log.task("snapshot")
+    if settings.offline:
+        snap = snapshot.load_pod_list(Path(settings.pods), settings)
+    else:
+        snap = snapshot.take(client, settings, log)
+    log.info(f"{len(snap.pods)} running pods in {len({p.namespace for p in snap.pods})} namespaces, "
+             f"{len(snap.refs())} distinct manifests, {len(snap.problems)} problems "
+             f"({snap.pages} pages)")
+    for problem in snap.problems[:50]:
+        log.warn(f"{problem.where}: {problem.message}")
+    if len(snap.problems) > 50:
+        log.warn(f"... and {len(snap.problems) - 50} more problems (all are in the reports)")
+    return snap
+
+
+def run_scan_stage(snap: Snapshot, settings: Settings, log: RunLog, client=None) -> dict[ImageRef, ScanResult]:
+    log.task("scan")
+    results = scan.scan(snap, settings, log, client=client)
+    counts: dict[str, int] = {}
+    for r in results.values():
+        counts[r.state.value] = counts.get(r.state.value, 0) + 1
+    log.info(f"{len(results)} manifests: " + ", ".join(f"{k}={v}" for k, v in sorted(counts.items())))
+    return results
+
+
+def run_apply_stage(snap: Snapshot, results: dict[ImageRef, ScanResult], settings: Settings, log: RunLog,
+                    client=None) -> ApplyOutcome:
+    log.task("apply")
+    now = dt.datetime.now(dt.timezone.utc)
+    state = desired.desired_state(snap, results, now=now, shard=scan.shard_of(settings))
+    if settings.offline:
+        outcome = apply_stage.write_offline(state, _out(settings) / "imagemanifestvulns.yaml")
+        log.info(f"{len(outcome.created)} objects written to {outcome.target}")
+    else:
+        outcome = apply_stage.apply(state, client, settings, log)
+    for problem in outcome.failed:
+        log.error(f"{problem.where}: {problem.message}")
+    return outcome
+
+
+def run_report_stage(snap: Snapshot, results: dict[ImageRef, ScanResult], outcome: ApplyOutcome | None,
+                     settings: Settings, log: RunLog):
+    log.task("report")
+    out = _out(settings)
+    previous = report.load_previous(Path(settings.previous) if settings.previous else out, current=snap)
+    ctx = report.build_context(snapshot=snap, results=results, outcome=outcome, previous=previous,
+                               settings=settings)
+    for path in report.write_reports(ctx, out):
+        log.info(f"wrote {path}")
+    return ctx
+
+
+def recap(snap: Snapshot, results: dict[ImageRef, ScanResult], outcome: ApplyOutcome | None,
+          notify_failed: int = 0) -> tuple[str, int]:
+    unscanned = sum(1 for r in results.values() if r.state.value != "scanned")
+    job_errors = sum(1 for r in results.values() if r.state.is_job_error)
+    o = outcome or ApplyOutcome()
+    failed = len(o.failed) + job_errors + notify_failed
+    ok = len(o.created) + len(o.updated) + len(o.deleted) + len(o.unchanged)
+    line = (f"imvjob: ok={ok} created={len(o.created)} updated={len(o.updated)} deleted={len(o.deleted)} "
+            f"unchanged={len(o.unchanged)} failed={failed} unscanned={unscanned}")
+    return line, (EXIT_ERRORS if failed else EXIT_OK)
+
+
+def run_play(settings: Settings, log: RunLog) -> int:
+    if settings.secscan_dir and not settings.offline:
+        raise ConfigError("--secscan-dir needs --pods: offline scans go with an offline pod list")
+    client = None if settings.offline else _kube(settings)
+    snap = take_snapshot(settings, log, client)
+    results = run_scan_stage(snap, settings, log, client)
+    outcome = run_apply_stage(snap, results, settings, log, client)
+    ctx = run_report_stage(snap, results, outcome, settings, log)
+    log.task("notify")
+    sent = notify.notify(ctx, settings, log, out_dir=_out(settings))
+    line, code = recap(snap, results, outcome, sent.failed)
+    log.recap(line)
+    return code
+
+
+# --- stages on their own, through the stage files ---------------------------------------
+
+
+def run_snapshot(settings: Settings, log: RunLog) -> int:
+    client = None if settings.offline else _kube(settings)
+    snap = take_snapshot(settings, log, client)
+    codec.write_json(_out(settings) / codec.SNAPSHOT_FILE, codec.snapshot_to_doc(snap))
+    log.info(f"wrote {_out(settings) / codec.SNAPSHOT_FILE}")
+    return EXIT_OK
+
+
+def _load_snapshot(settings: Settings) -> Snapshot:
+    return codec.snapshot_from_doc(codec.read_json(_out(settings) / codec.SNAPSHOT_FILE))
+
+
+def _load_results(settings: Settings) -> dict[ImageRef, ScanResult]:
+    return codec.results_from_doc(codec.read_json(_out(settings) / codec.SCAN_FILE))
+
+
+def run_scan(settings: Settings, log: RunLog) -> int:
+    snap = _load_snapshot(settings)
+    client = None if (settings.offline or snap.source != "cluster") else _kube(settings)
+    results = run_scan_stage(snap, settings, log, client)
+    codec.write_json(_out(settings) / codec.SCAN_FILE, codec.results_to_doc(results))
+    log.info(f"wrote {_out(settings) / codec.SCAN_FILE}")
+    return EXIT_ERRORS if any(r.state.is_job_error for r in results.values()) else EXIT_OK
+
+
+def run_apply(settings: Settings, log: RunLog) -> int:
+    snap, results = _load_snapshot(settings), _load_results(settings)
+    client = None if settings.offline else _kube(settings)
+    outcome = run_apply_stage(snap, results, settings, log, client)
+    codec.write_json(_out(settings) / codec.APPLY_FILE, codec.outcome_to_doc(outcome))
+    line, code = recap(snap, results, outcome)
+    log.recap(line)
+    return code
+
+
+def _load_outcome(settings: Settings) -> ApplyOutcome | None:
+    path = _out(settings) / codec.APPLY_FILE
+    return codec.outcome_from_doc(codec.read_json(path)) if path.exists() else None
+
+
+def run_report(settings: Settings, log: RunLog) -> int:
+    snap, results = _load_snapshot(settings), _load_results(settings)
+    run_report_stage(snap, results, _load_outcome(settings), settings, log)
+    return EXIT_OK
+
+
+def run_notify(settings: Settings, log: RunLog) -> int:
+    snap, results = _load_snapshot(settings), _load_results(settings)
+    log.task("notify")
+    out = _out(settings)
+    previous = report.load_previous(Path(settings.previous) if settings.previous else out, current=snap)
+    ctx = report.build_context(snapshot=snap, results=results, outcome=_load_outcome(settings),
+                               previous=previous, settings=settings)
+    sent = notify.notify(ctx, settings, log, out_dir=out)
+    return EXIT_ERRORS if sent.failed else EXIT_OK

@@ -1,0 +1,173 @@
+"""One Settings object flows through the run.
+
+Each field is one setting: a CLI flag `--name-with-dashes`, an environment variable
+`IMVJOB_NAME`, and a key `name_with_underscores` of the optional YAML config file
+(precedence in that order, then the default). Secrets are not fields: they are read from the
+environment or from mounted files only (see `read_secret`).
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from job.errors import ConfigError
+
+
+def _opt(default: Any, help: str, *, group: str, choices: tuple[str, ...] = (), multiple: bool = False,
+         flag: bool = False) -> Any:
+    meta = {"help": help, "group": group, "choices": choices, "multiple": multiple, "flag": flag}
+    if isinstance(default, (list, tuple)):
+        return field(default=tuple(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True)
+class Settings:
+    # --- cluster and scope -----------------------------------------------------------------
+    kubeconfig: str = _opt("", "Path of a kubeconfig; default: in-cluster ServiceAccount, else ~/.kube/config.",
+                           group="cluster")
+    context: str = _opt("", "kubeconfig context to use.", group="cluster")
+    cluster_name: str = _opt("", "Name of the cluster in reports and mail subjects (default: the context name).",
+                             group="cluster")
+    namespace: tuple[str, ...] = _opt((), "Only these namespaces (repeatable).", group="cluster", multiple=True)
+    include_namespace: tuple[str, ...] = _opt((), "Only namespaces matching these glob patterns (repeatable).",
+                                              group="cluster", multiple=True)
+    exclude_namespace: tuple[str, ...] = _opt((), "Skip namespaces matching these glob patterns (repeatable).",
+                                              group="cluster", multiple=True)
+    selector: str = _opt("", "Label selector for pods, e.g. 'app!=debug'.", group="cluster")
+    page_size: int = _opt(500, "Pods per LIST page.", group="cluster")
+    qps: float = _opt(20.0, "Client-side limit of API requests per second for writes.", group="cluster")
+    write_concurrency: int = _opt(8, "ImageManifestVuln writes in flight at once.", group="cluster")
+    lease_namespace: str = _opt("", "Namespace of the Lease that keeps two runs from applying at once "
+                                    "(default: the job's own namespace, else 'default').", group="cluster")
+    lease_name: str = _opt("imvjob", "Name of that Lease.", group="cluster")
+    lease_wait: float = _opt(0.0, "Seconds to wait for a Lease held by another run before giving up.",
+                             group="cluster")
+    shard: str = _opt("", "'i/n': this run owns only the manifests whose digest hashes to shard i of n "
+                          "(default: JOB_COMPLETION_INDEX of n when --shards is set).", group="cluster")
+    shards: int = _opt(0, "Number of shards; with an Indexed Job, each pod takes its JOB_COMPLETION_INDEX.",
+                       group="cluster")
+    # --- the play --------------------------------------------------------------------------
+    check: bool = _opt(False, "Change nothing: server-side dry-run of every write, mail written as .eml files.",
+                       group="play", flag=True)
+    diff: bool = _opt(False, "Print, per object, what would change or did change.", group="play", flag=True)
+    adopt: bool = _opt(False, "Take over ImageManifestVulns without our label (from a CSO install).",
+                       group="play", flag=True)
+    output: str = _opt("reports", "Folder for reports, summary.json and stage files.", group="play")
+    pods: str = _opt("", "Offline: read pods from this file (`kubectl get pods -A -o json`) instead of a cluster.",
+                     group="play")
+    secscan_dir: str = _opt("", "Offline: read Quay security responses from DIR/sha256.<hex>.json instead of "
+                                "asking registries.", group="play")
+    log_format: str = _opt("text", "Log lines as text or JSON.", group="play", choices=("text", "json"))
+    progress: str = _opt("auto", "Progress display: auto (on a terminal), always, never.", group="play",
+                         choices=("auto", "always", "never"))
+    # --- registries ------------------------------------------------------------------------
+    registry_concurrency: int = _opt(32, "Registry requests in flight at once, all hosts together.",
+                                     group="registry")
+    registry_host_concurrency: int = _opt(8, "Registry requests in flight at once to one host.", group="registry")
+    connect_timeout: float = _opt(5.0, "Seconds to connect to a registry.", group="registry")
+    read_timeout: float = _opt(30.0, "Seconds to wait for a registry's answer.", group="registry")
+    max_response_mb: int = _opt(64, "Largest registry response read, in MiB.", group="registry")
+    retries: int = _opt(4, "Retries of a registry request after a connection error, 5xx or 429.",
+                        group="registry")
+    retry_budget: float = _opt(60.0, "Seconds one manifest's retries may take in all.", group="registry")
+    breaker_threshold: int = _opt(5, "Consecutive failures after which a registry host is given up for the run.",
+                                  group="registry")
+    extra_certs: str = _opt("", "PEM file or folder of PEM files: CAs added to the system trust store.",
+                            group="registry")
+    insecure_registry: tuple[str, ...] = _opt((), "Registry host whose TLS certificate is not verified "
+                                                  "(repeatable; reported in every run).", group="registry",
+                                              multiple=True)
+    clair_url: str = _opt("", "Clair v4 base URL, for the hosts of --clair-host.", group="registry")
+    clair_host: tuple[str, ...] = _opt((), "Registry host glob whose images Clair scans (repeatable).",
+                                       group="registry", multiple=True)
+    clair_issuer: str = _opt("quay", "'iss' claim of the JWT sent to Clair.", group="registry")
+    clair_psk_file: str = _opt("", "File holding Clair's pre-shared key (base64); or env IMVJOB_CLAIR_PSK.",
+                               group="registry")
+    harbor_host: tuple[str, ...] = _opt((), "Registry host glob served by Harbor's scan API (repeatable).",
+                                        group="registry", multiple=True)
+    quay_token_file: str = _opt("", "File holding a Quay API bearer token; or env IMVJOB_QUAY_TOKEN.",
+                                group="registry")
+    global_pull_secret: str = _opt("openshift-config/pull-secret",
+                                   "'namespace/name' of the cluster-wide pull secret ('' for none).",
+                                   group="registry")
+    # --- reports and mail ------------------------------------------------------------------
+    previous: str = _opt("", "summary.json of the previous run (default: OUTPUT/summary.json before it is "
+                             "replaced).", group="report")
+    smtp_host: str = _opt("", "SMTP server; mail is sent only when set.", group="mail")
+    smtp_port: int = _opt(0, "SMTP port (default: 465 for tls, 587 for starttls, 25 for none).", group="mail")
+    smtp_security: str = _opt("starttls", "starttls, tls (implicit) or none.", group="mail",
+                              choices=("starttls", "tls", "none"))
+    smtp_user: str = _opt("", "SMTP user; the password comes from IMVJOB_SMTP_PASSWORD or --smtp-password-file.",
+                          group="mail")
+    smtp_password_file: str = _opt("", "File holding the SMTP password.", group="mail")
+    smtp_timeout: float = _opt(30.0, "Seconds for each SMTP operation.", group="mail")
+    mail_from: str = _opt("imvjob@localhost", "From address.", group="mail")
+    mail_to: tuple[str, ...] = _opt((), "Recipients of the full report (repeatable).", group="mail", multiple=True)
+    owner_key: str = _opt("imvjob/notify", "Namespace annotation or label holding owners' addresses "
+                                           "(comma-separated).", group="mail")
+    mail_min_severity: str = _opt("", "Send only when something at or above this severity is present.",
+                                  group="mail", choices=("", "Unknown", "Negligible", "Low", "Medium", "High",
+                                                         "Critical", "Defcon1"))
+    mail_only_new: bool = _opt(False, "Send only when something is new since the previous run.", group="mail",
+                               flag=True)
+    attach_html: bool = _opt(False, "Attach the full HTML report too.", group="mail", flag=True)
+
+    @property
+    def offline(self) -> bool:
+        return bool(self.pods)
+
+    @property
+    def output_dir(self) -> Path:
+        return Path(self.output)
+
+    def replace(self, **changes: Any) -> "Settings":
+        return dataclasses.replace(self, **changes)
+
+
+SETTING_FIELDS: tuple[dataclasses.Field, ...] = dataclasses.fields(Settings)
+SETTING_NAMES = frozenset(f.name for f in SETTING_FIELDS)
+#: Secrets: never flags, never in the config file.
+SECRET_ENV = ("IMVJOB_SMTP_PASSWORD", "IMVJOB_QUAY_TOKEN", "IMVJOB_CLAIR_PSK")
+
+
+def envvar(name: str) -> str:
+    return "IMVJOB_" + name.upper()
+
+
+def load_config_file(path: str) -> dict[str, Any]:
+    """Read the YAML config file into {field name: value}; unknown keys and secrets are errors."""
+    import yaml
+
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = yaml.safe_load(fh) or {}
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must be a mapping of settings")
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        name = str(key).replace("-", "_")
+        if name in ("smtp_password", "quay_token", "clair_psk"):
+            raise ConfigError(f"config file {path}: {key} is a secret; set it from the environment "
+                              f"or a mounted file, not the config file")
+        if name not in SETTING_NAMES:
+            raise ConfigError(f"config file {path}: unknown setting {key!r}")
+        out[name] = value
+    return out
+
+
+def read_secret(env: str, file: str) -> str:
+    """A secret from a mounted file (preferred) or the environment; '' when neither is set."""
+    if file:
+        try:
+            return Path(file).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(f"cannot read secret file {file}: {exc.strerror}") from exc
+    return os.environ.get(env, "").strip()
