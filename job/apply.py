@@ -1,0 +1,245 @@
+"""Apply: make the cluster's ImageManifestVulns match the desired state with as few writes as possible.
+
+What exists is read as metadata only (one paginated LIST, no large specs); an object whose content
+hash annotation matches the desired one is not touched at all. Only objects that differ are read
+in full, and then spec and status are written separately (status through its subresource), each
+only when it changed. Offline, the desired objects go to a YAML file instead.
+"""
+from __future__ import annotations
+
+import difflib
+import json
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Callable
+
+from job.desired import API_VERSION, HASH_ANNOTATION, KIND, MANAGED_BY, SHRUNK_ANNOTATION, DesiredObject, \
+    DesiredState, KeptObject, pod_labels
+from job.errors import Conflict, Invalid, KubeError, NotFound
+from job.log import RunLog
+from job.model import ApplyOutcome, Problem
+from job.settings import Settings
+
+_CONFLICT_RETRIES = 3
+
+
+def _is_pod_label(key: str, value: str) -> bool:
+    """Pod labels are `<namespace>/<pod>: "true"`; namespaces never contain dots, label prefixes
+    such as app.kubernetes.io always do."""
+    prefix, sep, _ = key.partition("/")
+    return bool(sep) and value == "true" and "." not in prefix
+
+
+def merged_labels(existing: dict[str, str], desired: dict[str, str]) -> dict[str, str]:
+    """Other writers' labels stay; pod labels and ours follow the desired state."""
+    kept = {k: v for k, v in existing.items() if not _is_pod_label(k, v) and k != MANAGED_BY[0]}
+    return {**kept, **desired}
+
+
+def _status_without_time(obj: dict[str, Any]) -> dict[str, Any]:
+    status = dict(obj.get("status") or {})
+    status.pop("lastUpdate", None)
+    return status
+
+
+def _view(labels: dict[str, str], spec: dict[str, Any] | None, status: dict[str, Any]) -> str:
+    return json.dumps({"labels": labels, "spec": spec, "status": status}, indent=1, sort_keys=True,
+                      ensure_ascii=False)
+
+
+def diff_text(key: str, before: str, after: str) -> str:
+    return "".join(difflib.unified_diff(before.splitlines(True), after.splitlines(True),
+                                        fromfile=f"{key} (cluster)", tofile=f"{key} (desired)", n=2))
+
+
+class _Applier:
+    def __init__(self, state: DesiredState, kube: Any, settings: Settings, outcome: ApplyOutcome) -> None:
+        self.state, self.kube, self.settings, self.outcome = state, kube, settings, outcome
+        self.dry_run = settings.check
+
+    # Each task returns (bucket, key) where bucket is an ApplyOutcome list name.
+
+    def create(self, obj: DesiredObject) -> str:
+        manifest = obj.manifest(self.state.last_update)
+        status = manifest.pop("status")
+        created = self.kube.create_imv(manifest, dry_run=self.dry_run)
+        if self.settings.diff:
+            self.outcome.diffs[obj.key] = diff_text(obj.key, "", _view(obj.labels, obj.spec, obj.status))
+        if not self.dry_run:  # a dry-run create leaves nothing whose status could be written
+            self._write_status(created, status)
+        return "created"
+
+    def _write_status(self, current: dict[str, Any], status: dict[str, Any]) -> dict[str, Any]:
+        body = {"apiVersion": API_VERSION, "kind": KIND,
+                "metadata": {"name": current["metadata"]["name"], "namespace": current["metadata"]["namespace"],
+                             "resourceVersion": current["metadata"]["resourceVersion"]},
+                "status": status}
+        return self.kube.update_imv_status(body, dry_run=self.dry_run)
+
+    def update(self, obj: DesiredObject, existing: dict[str, Any]) -> str:
+        """Bring one object to the desired content: spec/labels and status, each only if changed."""
+        for attempt in range(_CONFLICT_RETRIES):
+            current = existing if attempt == 0 and "spec" in existing else \
+                self.kube.get_imv(obj.namespace, obj.name)
+            meta = current["metadata"]
+            labels = merged_labels(meta.get("labels") or {}, obj.labels)
+            annotations = {k: v for k, v in (meta.get("annotations") or {}).items() if k != SHRUNK_ANNOTATION}
+            annotations.update(obj.annotations)
+            spec_changed = (current.get("spec") != obj.spec or labels != (meta.get("labels") or {})
+                            or annotations != (meta.get("annotations") or {}))
+            status_changed = _status_without_time(current) != obj.status
+            if not spec_changed and not status_changed:
+                return "unchanged"
+            if self.settings.diff:
+                self.outcome.diffs[obj.key] = diff_text(
+                    obj.key, _view(meta.get("labels") or {}, current.get("spec"), _status_without_time(current)),
+                    _view(labels, obj.spec, obj.status))
+            try:
+                if spec_changed:
+                    body = {"apiVersion": API_VERSION, "kind": KIND,
+                            "metadata": {**meta, "labels": labels, "annotations": annotations}, "spec": obj.spec}
+                    current = self.kube.update_imv(body, dry_run=self.dry_run)
+                if status_changed:
+                    self._write_status(current, {**obj.status, "lastUpdate": self.state.last_update})
+                return "updated"
+            except Conflict:
+                continue
+        raise Conflict(f"{obj.key}: still changing under us after {_CONFLICT_RETRIES} tries")
+
+    def refresh_pods(self, kept: KeptObject, existing: dict[str, Any]) -> str:
+        """A manifest not scanned this run: keep what the object says, follow only the pods."""
+        self.outcome.kept.append(kept.key)
+        for _ in range(_CONFLICT_RETRIES):
+            current = self.kube.get_imv(kept.namespace, kept.name)
+            meta = current["metadata"]
+            old_labels = meta.get("labels") or {}
+            ours = old_labels.get(MANAGED_BY[0]) == MANAGED_BY[1] or self.settings.adopt
+            labels = merged_labels(old_labels, {**pod_labels(kept.affected_pods),
+                                                **(dict([MANAGED_BY]) if ours else {})})
+            status = _status_without_time(current)
+            new_status = {**status, "affectedPods": kept.affected_pods}
+            if labels == old_labels and new_status == status:
+                return "unchanged"
+            if self.settings.diff:
+                self.outcome.diffs[kept.key] = diff_text(kept.key, _view(old_labels, None, status),
+                                                         _view(labels, None, new_status))
+            try:
+                if labels != old_labels:
+                    current = self.kube.update_imv({**current, "metadata": {**meta, "labels": labels}},
+                                                   dry_run=self.dry_run)
+                if new_status != status:
+                    self._write_status(current, {**new_status, "lastUpdate": self.state.last_update})
+                return "updated"
+            except Conflict:
+                continue
+        raise Conflict(f"{kept.key}: still changing under us after {_CONFLICT_RETRIES} tries")
+
+    def delete(self, key: str, meta: dict[str, Any]) -> str:
+        if self.settings.diff:
+            self.outcome.diffs[key] = diff_text(key, f"{key}\n", "")
+        self.kube.delete_imv(meta["namespace"], meta["name"], dry_run=self.dry_run)
+        return "deleted"
+
+
+def plan(state: DesiredState, existing: list[dict[str, Any]], *, adopt: bool
+         ) -> tuple[list[tuple[str, Callable[[ "_Applier"], str]]], ApplyOutcome]:
+    """Pure: which task each object needs, from the desired state and the existing objects' metadata."""
+    outcome = ApplyOutcome()
+    tasks: list[tuple[str, Callable[[_Applier], str]]] = []
+    seen: set[str] = set()
+    for item in sorted(existing, key=lambda i: (i["metadata"]["namespace"], i["metadata"]["name"])):
+        meta = item["metadata"]
+        key = f"{meta['namespace']}/{meta['name']}"
+        if not state.owns(meta["namespace"], meta["name"]):
+            continue
+        seen.add(key)
+        ours = (meta.get("labels") or {}).get(MANAGED_BY[0]) == MANAGED_BY[1]
+        if not ours and not adopt:
+            outcome.unmanaged.append(key)
+            continue
+        desired = state.objects.get(key)
+        kept = state.kept.get(key)
+        if desired is not None:
+            if ours and (meta.get("annotations") or {}).get(HASH_ANNOTATION) == desired.content_hash:
+                outcome.unchanged.append(key)
+            else:
+                tasks.append((key, lambda a, d=desired, m=item: a.update(d, m)))
+        elif kept is not None:
+            tasks.append((key, lambda a, k=kept, m=item: a.refresh_pods(k, m)))
+        else:  # no longer runs, or scanned clean this run
+            tasks.append((key, lambda a, k=key, m=meta: a.delete(k, m)))
+    for key, desired in state.objects.items():
+        if key not in seen:
+            tasks.append((key, lambda a, d=desired: a.create(d)))
+    return tasks, outcome
+
+
+def _list_existing(kube: Any, state: DesiredState) -> list[dict[str, Any]]:
+    if state.scope is None:
+        return kube.list_imv_metadata()
+    items: list[dict[str, Any]] = []
+    for namespace in state.scope:
+        items.extend(kube.list_imv_metadata(namespace=namespace))
+    return items
+
+
+def apply(state: DesiredState, kube: Any, settings: Settings, log: RunLog) -> ApplyOutcome:
+    """Live apply, guarded by a Lease (not needed for --check, which writes nothing)."""
+    if settings.check:
+        return _apply(state, kube, settings, log)
+    with kube.lease(namespace=settings.lease_namespace or kube.own_namespace, name=settings.lease_name,
+                    wait=settings.lease_wait):
+        return _apply(state, kube, settings, log)
+
+
+def _apply(state: DesiredState, kube: Any, settings: Settings, log: RunLog) -> ApplyOutcome:
+    existing = _list_existing(kube, state)
+    tasks, outcome = plan(state, existing, adopt=settings.adopt)
+    outcome.dry_run = settings.check
+    applier = _Applier(state, kube, settings, outcome)
+    log.info(f"{len(existing)} ImageManifestVulns exist, {len(state.objects)} desired, "
+             f"{len(outcome.unchanged)} already up to date, {len(tasks)} to write"
+             + (" (dry run)" if settings.check else ""))
+
+    def run(task: tuple[str, Callable[[_Applier], str]]) -> tuple[str, str, str]:
+        key, action = task
+        try:
+            return key, action(applier), ""
+        except Invalid as exc:
+            return key, "failed", f"rejected by the API server: {exc}"
+        except NotFound as exc:
+            return key, "failed", f"gone while being written: {exc}"
+        except KubeError as exc:
+            return key, "failed", str(exc)
+
+    done = 0
+    with ThreadPoolExecutor(max_workers=max(1, settings.write_concurrency)) as pool:
+        for key, bucket, message in pool.map(run, tasks):
+            done += 1
+            log.progress("objects applied", done, len(tasks))
+            if bucket == "failed":
+                outcome.failed.append(Problem(key, message))
+            else:
+                getattr(outcome, bucket).append(key)
+    for name in ("created", "updated", "deleted", "unchanged", "kept", "unmanaged"):
+        getattr(outcome, name).sort()
+    return outcome
+
+
+# --- offline --------------------------------------------------------------------------------
+
+
+def write_offline(state: DesiredState, path: Path) -> ApplyOutcome:
+    """The desired objects as one multi-document YAML that `kubectl apply -f` accepts."""
+    import yaml
+
+    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        for key in sorted(state.objects):
+            fh.write("---\n")
+            yaml.dump(state.objects[key].manifest(state.last_update), fh, Dumper=dumper, sort_keys=False,
+                      allow_unicode=True, width=1 << 16)
+    tmp.replace(path)
+    return ApplyOutcome(created=sorted(state.objects), target=str(path))

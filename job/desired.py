@@ -1,0 +1,278 @@
+"""Desired state (pure): the exact ImageManifestVulns that should exist, as IMV-COMPAT.md says.
+
+One object per (namespace where the image runs, manifest digest). Built from the snapshot and
+the scan results only; comparing with what exists is the apply stage's work.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+from job.model import SEVERITIES, SEVERITY_RANK, Feature, ImageRef, ScanResult, ScanState, Snapshot, Vulnerability
+
+API_VERSION = "secscan.quay.redhat.com/v1alpha1"
+KIND = "ImageManifestVuln"
+MANAGED_BY = ("app.kubernetes.io/managed-by", "imvjob")
+HASH_ANNOTATION = "imvjob.io/content-hash"
+SHRUNK_ANNOTATION = "imvjob.io/shrunk"
+#: etcd refuses requests over 1.5 MiB; stay well below, with room for metadata and labels.
+MAX_OBJECT_BYTES = 1_000_000
+_LABEL_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
+_COUNT_FIELDS = {name: name[0].lower() + name[1:] + "Count" for name in SEVERITIES}
+
+
+@dataclass(slots=True)
+class DesiredObject:
+    namespace: str
+    name: str
+    ref: ImageRef
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    spec: dict[str, Any]
+    status: dict[str, Any]  # without lastUpdate: that is stamped when written
+    content_hash: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+    def manifest(self, last_update: str) -> dict[str, Any]:
+        """The full object, as created (and as written to the offline YAML)."""
+        return {"apiVersion": API_VERSION, "kind": KIND,
+                "metadata": {"name": self.name, "namespace": self.namespace, "labels": dict(self.labels),
+                             "annotations": dict(self.annotations)},
+                "spec": self.spec, "status": {**self.status, "lastUpdate": last_update}}
+
+
+@dataclass(slots=True)
+class KeptObject:
+    """A manifest that still runs but whose scan did not succeed this run: its existing object (if
+    any) keeps its content; only the pods that run it are brought up to date."""
+
+    namespace: str
+    name: str
+    ref: ImageRef
+    state: ScanState
+    affected_pods: dict[str, list[str]]
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+@dataclass(slots=True)
+class DesiredState:
+    objects: dict[str, DesiredObject] = field(default_factory=dict)  # by "namespace/name"
+    kept: dict[str, KeptObject] = field(default_factory=dict)
+    #: Manifests that run and were scanned clean: no object (as CSO does).
+    clean: set[str] = field(default_factory=set)
+    #: Namespaces the run owns (None: all); objects elsewhere are never touched.
+    scope: tuple[str, ...] | None = None
+    shard: tuple[int, int] | None = None
+    last_update: str = ""
+
+    def owns(self, namespace: str, name: str) -> bool:
+        """Whether an existing object is this run's to update or delete."""
+        if self.scope is not None and namespace not in self.scope:
+            return False
+        return self.shard is None or shard_index(name, self.shard[1]) == self.shard[0]
+
+
+# --- small pure helpers -------------------------------------------------------------------
+
+
+def go_time_string(when: dt.datetime) -> str:
+    """Go's time.Time.String() of a UTC time: `2019-12-27 22:00:48.328470155 +0000 UTC` (trailing
+    zeros of the fraction trimmed, no fraction at all when it is zero), which CSO parses back."""
+    when = when.astimezone(dt.timezone.utc)
+    text = when.strftime("%Y-%m-%d %H:%M:%S")
+    if when.microsecond:
+        text += "." + f"{when.microsecond:06d}".rstrip("0")
+    return text + " +0000 UTC"
+
+
+def shard_index(name: str, shards: int) -> int:
+    """Shard of a manifest (by its object name or digest): stable across runs and machines."""
+    digest_hex = name.split(".", 1)[-1].split(":", 1)[-1]
+    try:
+        return int(digest_hex[:15], 16) % shards
+    except ValueError:
+        return int(hashlib.sha256(name.encode()).hexdigest()[:15], 16) % shards
+
+
+def pod_label_ok(namespace: str, pod: str) -> bool:
+    """`<ns>/<pod>` is a valid label name only when the pod name fits a label name (63 characters)."""
+    return len(pod) <= 63 and bool(_LABEL_NAME.match(pod)) and len(namespace) <= 253
+
+
+def format_score(score: float) -> str:
+    """Go's "%.1f": round half to even on the exact binary value, as Python's % does."""
+    return "%.1f" % score
+
+
+def _put(target: dict[str, Any], key: str, value: Any) -> None:
+    """The CRD sets minLength 1 on every string: empty strings and empty lists are left out."""
+    if value not in ("", None, [], {}):
+        target[key] = value
+
+
+def vulnerability_doc(v: Vulnerability) -> dict[str, Any]:
+    doc: dict[str, Any] = {}
+    _put(doc, "name", v.name)
+    _put(doc, "namespaceName", v.namespace_name)
+    _put(doc, "description", v.description)
+    _put(doc, "link", v.link)
+    _put(doc, "fixedby", v.fixed_by)
+    _put(doc, "severity", v.severity)
+    if v.metadata is not None:
+        _put(doc, "metadata", json.dumps(v.metadata, separators=(",", ":"), ensure_ascii=False))
+    return doc
+
+
+def feature_doc(f: Feature) -> dict[str, Any]:
+    doc: dict[str, Any] = {}
+    _put(doc, "name", f.name)
+    _put(doc, "versionformat", f.version_format)
+    _put(doc, "namespaceName", f.namespace_name)
+    _put(doc, "version", f.version)
+    _put(doc, "vulnerabilities", [vulnerability_doc(v) for v in f.vulnerabilities])
+    _put(doc, "basescores", [format_score(s) for s in f.base_scores])
+    _put(doc, "cveids", [c for c in f.cve_ids if c])
+    return doc
+
+
+def severity_status(features: Iterable[Feature]) -> dict[str, Any]:
+    """Counts of vulnerability entries per severity (entries, not distinct names), fixable entries,
+    and the highest severity; zero counts left out."""
+    counts = dict.fromkeys(SEVERITIES, 0)
+    fixable = 0
+    for feature in features:
+        for v in feature.vulnerabilities:
+            counts[v.severity if v.severity in counts else "Unknown"] += 1
+            fixable += bool(v.fixed_by)
+    status: dict[str, Any] = {}
+    present = [s for s in SEVERITIES if counts[s]]
+    if present:
+        status["highestSeverity"] = max(present, key=SEVERITY_RANK.__getitem__)
+    for severity in SEVERITIES:
+        if counts[severity]:
+            status[_COUNT_FIELDS[severity]] = counts[severity]
+    if fixable:
+        status["fixableCount"] = fixable
+    return status
+
+
+def content_hash(labels: dict[str, str], spec: dict[str, Any], status: dict[str, Any]) -> str:
+    canonical = json.dumps([labels, spec, status], sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:32]
+
+
+def pod_labels(affected_pods: dict[str, list[str]]) -> dict[str, str]:
+    labels = {}
+    for key in affected_pods:
+        namespace, _, pod = key.partition("/")
+        if pod_label_ok(namespace, pod):
+            labels[key] = "true"
+    return labels
+
+
+def shrink(spec: dict[str, Any], limit: int = MAX_OBJECT_BYTES) -> tuple[dict[str, Any], list[str]]:
+    """Make a too-large spec fit, predictably: descriptions shortened, then dropped, then metadata
+    dropped, then the lowest-severity entries dropped. Returns the spec and the steps taken."""
+
+    def size(s: dict[str, Any]) -> int:
+        return len(json.dumps(s, separators=(",", ":"), ensure_ascii=False).encode())
+
+    steps: list[str] = []
+    if size(spec) <= limit:
+        return spec, steps
+    spec = json.loads(json.dumps(spec))
+
+    def each_vuln() -> Iterable[dict[str, Any]]:
+        for feature in spec.get("features", []):
+            yield from feature.get("vulnerabilities", [])
+
+    for v in each_vuln():
+        if len(v.get("description", "")) > 200:
+            v["description"] = v["description"][:199] + "…"
+    steps.append("descriptions-shortened")
+    if size(spec) > limit:
+        for v in each_vuln():
+            v.pop("description", None)
+        steps[-1] = "descriptions"
+    if size(spec) > limit:
+        for v in each_vuln():
+            v.pop("metadata", None)
+        steps.append("metadata")
+    if size(spec) > limit:
+        steps.append("low-severity-entries")
+        for severity in SEVERITIES:
+            for feature in spec.get("features", []):
+                feature["vulnerabilities"] = [v for v in feature.get("vulnerabilities", [])
+                                              if v.get("severity") != severity]
+            spec["features"] = [f for f in spec.get("features", []) if f.get("vulnerabilities")]
+            if size(spec) <= limit:
+                break
+        if not spec["features"]:
+            spec.pop("features")
+    return spec, steps
+
+
+# --- the desired state ---------------------------------------------------------------------
+
+
+def _choose(results: list[ScanResult]) -> ScanResult:
+    """Among the repositories that serve one digest in one namespace, a successful scan wins."""
+    return sorted(results, key=lambda r: (r.state is not ScanState.SCANNED, r.ref))[0]
+
+
+def desired_state(snap: Snapshot, results: dict[ImageRef, ScanResult], *, now: dt.datetime,
+                  shard: tuple[int, int] | None = None) -> DesiredState:
+    state = DesiredState(scope=snap.scope, shard=shard, last_update=go_time_string(now))
+    # (namespace, digest) → refs seen and {pod key: container IDs}
+    groups: dict[tuple[str, str], tuple[set[ImageRef], dict[str, list[str]]]] = {}
+    for pod in snap.pods:
+        for container in pod.containers:
+            if container.ref is None:
+                continue
+            refs, pods = groups.setdefault((pod.namespace, container.ref.digest), (set(), {}))
+            refs.add(container.ref)
+            ids = pods.setdefault(pod.key, [])
+            if container.container_id and container.container_id not in ids:
+                ids.append(container.container_id)
+    for (namespace, digest), (refs, affected) in sorted(groups.items()):
+        name = digest.replace(":", ".")
+        if not state.owns(namespace, name):
+            continue
+        affected = {k: sorted(v) for k, v in sorted(affected.items())}
+        candidates = [results[r] for r in refs if r in results]
+        key = f"{namespace}/{name}"
+        if not candidates:
+            ref = min(refs)
+            state.kept[key] = KeptObject(namespace, name, ref, ScanState.ERROR, affected)
+            continue
+        result = _choose(candidates)
+        if result.state is not ScanState.SCANNED or result.report is None:
+            state.kept[key] = KeptObject(namespace, name, result.ref, result.state, affected)
+            continue
+        features = result.report.vulnerable_features
+        if not features:
+            state.clean.add(key)
+            continue
+        spec: dict[str, Any] = {"image": result.ref.image, "manifest": result.ref.digest}
+        _put(spec, "namespaceName", result.report.namespace_name)
+        spec["features"] = [feature_doc(f) for f in features]
+        spec, shrunk = shrink(spec)
+        status = severity_status(features)
+        status["affectedPods"] = affected
+        labels = {MANAGED_BY[0]: MANAGED_BY[1], **pod_labels(affected)}
+        annotations = {HASH_ANNOTATION: content_hash(labels, spec, status)}
+        if shrunk:
+            annotations[SHRUNK_ANNOTATION] = ",".join(shrunk)
+        state.objects[key] = DesiredObject(namespace, name, result.ref, labels, annotations, spec, status,
+                                           annotations[HASH_ANNOTATION])
+    return state

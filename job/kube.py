@@ -1,0 +1,391 @@
+"""The one module that talks to the Kubernetes API. It returns plain JSON data, never model classes.
+
+Configuration (kubeconfig, contexts, exec/OIDC token refresh, in-cluster ServiceAccount) comes from
+the kubernetes client's config loader; the requests themselves go through one pooled requests
+session, so that pages of 500 pods are parsed straight from JSON and every call is counted.
+"""
+from __future__ import annotations
+
+import collections
+import os
+import random
+import socket
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any, Iterator
+from urllib.parse import quote
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from job.errors import ConfigError, Conflict, Forbidden, Invalid, KubeError, LeaseHeld, NotFound
+from job.model import Namespace
+from job.settings import Settings
+
+IMV_GROUP, IMV_VERSION, IMV_PLURAL = "secscan.quay.redhat.com", "v1alpha1", "imagemanifestvulns"
+IMV_API = f"/apis/{IMV_GROUP}/{IMV_VERSION}"
+_SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+_METADATA_ONLY = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"
+_OWNER_PATHS = {"ReplicaSet": "/apis/apps/v1/replicasets", "Job": "/apis/batch/v1/jobs",
+                "ReplicationController": "/api/v1/replicationcontrollers"}
+_ERRORS = {404: NotFound, 409: Conflict, 422: Invalid, 403: Forbidden}
+_RETRIABLE = {429, 500, 502, 503, 504}
+
+
+class RateLimiter:
+    """Token bucket for writes: at most `qps` per second on average, bursts of `burst`."""
+
+    def __init__(self, qps: float, burst: int) -> None:
+        self.qps, self.burst = qps, max(1, burst)
+        self._tokens = float(self.burst)
+        self._last = time.monotonic()
+        self._lock = threading.Lock()
+
+    def wait(self) -> None:
+        if self.qps <= 0:
+            return
+        while True:
+            with self._lock:
+                now = time.monotonic()
+                self._tokens = min(self.burst, self._tokens + (now - self._last) * self.qps)
+                self._last = now
+                if self._tokens >= 1:
+                    self._tokens -= 1
+                    return
+                delay = (1 - self._tokens) / self.qps
+            time.sleep(delay)
+
+
+@dataclass
+class _Auth:
+    server: str
+    verify: Any
+    cert: tuple[str, str] | None
+    proxies: dict[str, str] | None
+    config: Any  # kubernetes.client.Configuration, for token refresh
+
+    def headers(self) -> dict[str, str]:
+        token = self.config.get_api_key_with_prefix("authorization") if self.config is not None else None
+        return {"Authorization": token} if token else {}
+
+
+class Kube:
+    """A small REST client. Counts requests by verb and bytes sent, for the recap and the benchmark."""
+
+    def __init__(self, auth: _Auth, *, cluster_name: str, own_namespace: str, settings: Settings) -> None:
+        self.auth = auth
+        self.cluster_name = cluster_name
+        self.own_namespace = own_namespace
+        self.session = requests.Session()
+        self.session.trust_env = auth.proxies is None
+        pool = max(10, settings.write_concurrency + 4)
+        self.session.mount("https://", HTTPAdapter(pool_connections=4, pool_maxsize=pool))
+        self.session.mount("http://", HTTPAdapter(pool_connections=4, pool_maxsize=pool))
+        self.writes = RateLimiter(settings.qps, burst=max(1, int(settings.qps)))
+        self.stats: collections.Counter[str] = collections.Counter()
+        self.bytes_sent = 0
+        self._stats_lock = threading.Lock()
+
+    # --- transport ---------------------------------------------------------------------------
+
+    def request(self, method: str, path: str, *, params: dict[str, Any] | None = None, body: Any = None,
+                content_type: str = "application/json", accept: str = "application/json",
+                verb: str = "", timeout: float = 60.0) -> Any:
+        """One API call with bounded retries on 429/5xx and connection errors; JSON in, JSON out."""
+        import json as _json
+
+        verb = verb or method.lower()
+        data = None if body is None else _json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+        if method != "GET":
+            self.writes.wait()
+        attempt = 0
+        while True:
+            attempt += 1
+            with self._stats_lock:
+                self.stats[verb] += 1
+                self.bytes_sent += len(data or b"")
+            try:
+                resp = self.session.request(
+                    method, self.auth.server + path, params=params, data=data, timeout=(10, timeout),
+                    headers={"Accept": accept, "Content-Type": content_type, **self.auth.headers()},
+                    verify=self.auth.verify, cert=self.auth.cert, proxies=self.auth.proxies)
+            except requests.RequestException as exc:
+                if attempt < 5:
+                    time.sleep(min(8.0, 0.25 * 2 ** attempt) * random.uniform(0.5, 1.0))
+                    continue
+                raise KubeError(f"{method} {path}: cannot reach the API server: {exc}") from exc
+            if resp.status_code in _RETRIABLE and attempt < 5:
+                retry_after = resp.headers.get("Retry-After", "")
+                delay = float(retry_after) if retry_after.isdigit() else 0.25 * 2 ** attempt
+                time.sleep(min(10.0, delay) * random.uniform(0.8, 1.0))
+                continue
+            if resp.status_code >= 400:
+                raise self._error(method, path, resp)
+            if not resp.content:
+                return None
+            try:
+                return resp.json()
+            except ValueError as exc:
+                raise KubeError(f"{method} {path}: the API server answered with no JSON") from exc
+
+    @staticmethod
+    def _error(method: str, path: str, resp: requests.Response) -> KubeError:
+        try:
+            status = resp.json()
+            message, reason = status.get("message", ""), status.get("reason", "")
+        except ValueError:
+            message, reason = resp.text[:200], ""
+        cls = _ERRORS.get(resp.status_code, KubeError)
+        return cls(f"{method} {path}: {resp.status_code} {message or resp.reason}", status=resp.status_code,
+                   reason=reason)
+
+    def list_pages(self, path: str, *, params: dict[str, Any] | None = None, page_size: int = 500,
+                   accept: str = "application/json") -> Iterator[list[dict]]:
+        """A paginated LIST (limit + continue): one consistent snapshot, yielded page by page."""
+        query = dict(params or {})
+        query["limit"] = page_size
+        while True:
+            doc = self.request("GET", path, params=query, accept=accept, verb="list")
+            yield doc.get("items") or []
+            token = (doc.get("metadata") or {}).get("continue")
+            if not token:
+                return
+            query["continue"] = token
+
+    # --- reads -------------------------------------------------------------------------------
+
+    def list_pods(self, *, namespace: str | None, selector: str, page_size: int) -> Iterator[list[dict]]:
+        path = f"/api/v1/namespaces/{namespace}/pods" if namespace else "/api/v1/pods"
+        params = {"fieldSelector": "status.phase=Running"}
+        if selector:
+            params["labelSelector"] = selector
+        return self.list_pages(path, params=params, page_size=page_size)
+
+    def list_namespaces(self, *, names: tuple[str, ...] = ()) -> list[Namespace]:
+        """All namespaces; with `names`, just those (a GET each: the job may not be allowed to list)."""
+        items: list[dict] = []
+        if names:
+            for name in names:
+                try:
+                    items.append(self.request("GET", f"/api/v1/namespaces/{quote(name)}"))
+                except (NotFound, Forbidden):
+                    items.append({"metadata": {"name": name}})
+        else:
+            for page in self.list_pages("/api/v1/namespaces"):
+                items.extend(page)
+        return [Namespace(i["metadata"]["name"], dict(i["metadata"].get("labels") or {}),
+                          dict(i["metadata"].get("annotations") or {})) for i in items]
+
+    def list_metadata(self, kind: str, *, namespaces: tuple[str, ...] = ()) -> list[dict]:
+        """Metadata only (PartialObjectMetadata) of ReplicaSets, Jobs or ReplicationControllers."""
+        base = _OWNER_PATHS[kind]
+        paths = [base.replace(base.rsplit("/", 1)[1], f"namespaces/{quote(ns)}/{base.rsplit('/', 1)[1]}")
+                 for ns in namespaces] if namespaces else [base]
+        out: list[dict] = []
+        for path in paths:
+            for page in self.list_pages(path, accept=_METADATA_ONLY):
+                for item in page:
+                    item["kind"] = kind
+                    out.append(item)
+        return out
+
+    def get_secret(self, namespace: str, name: str) -> dict | None:
+        try:
+            return self.request("GET", f"/api/v1/namespaces/{quote(namespace)}/secrets/{quote(name)}")
+        except (NotFound, Forbidden):
+            return None
+
+    def list_service_accounts(self, *, namespaces: tuple[str, ...] = ()) -> list[dict]:
+        """ServiceAccounts (for their imagePullSecrets): one paginated LIST, or one per namespace."""
+        paths = [f"/api/v1/namespaces/{quote(ns)}/serviceaccounts" for ns in namespaces] or ["/api/v1/serviceaccounts"]
+        return [item for path in paths for page in self.list_pages(path) for item in page]
+
+    # --- ImageManifestVulns --------------------------------------------------------------------
+
+    @staticmethod
+    def imv_path(namespace: str | None, name: str = "", sub: str = "") -> str:
+        path = IMV_API + (f"/namespaces/{quote(namespace)}" if namespace else "") + f"/{IMV_PLURAL}"
+        if name:
+            path += f"/{quote(name)}"
+        if sub:
+            path += f"/{sub}"
+        return path
+
+    def list_imv_metadata(self, *, namespace: str | None = None, page_size: int = 500) -> list[dict]:
+        """Every ImageManifestVuln's metadata (labels and annotations), without the large spec."""
+        out: list[dict] = []
+        for page in self.list_pages(self.imv_path(namespace), page_size=page_size, accept=_METADATA_ONLY):
+            out.extend(page)
+        return out
+
+    def get_imv(self, namespace: str, name: str) -> dict:
+        return self.request("GET", self.imv_path(namespace, name))
+
+    def create_imv(self, obj: dict, *, dry_run: bool) -> dict:
+        return self.request("POST", self.imv_path(obj["metadata"]["namespace"]), body=obj,
+                            params=_dry(dry_run), verb="create")
+
+    def update_imv(self, obj: dict, *, dry_run: bool) -> dict:
+        meta = obj["metadata"]
+        return self.request("PUT", self.imv_path(meta["namespace"], meta["name"]), body=obj,
+                            params=_dry(dry_run), verb="update")
+
+    def update_imv_status(self, obj: dict, *, dry_run: bool) -> dict:
+        meta = obj["metadata"]
+        return self.request("PUT", self.imv_path(meta["namespace"], meta["name"], "status"), body=obj,
+                            params=_dry(dry_run), verb="update-status")
+
+    def delete_imv(self, namespace: str, name: str, *, dry_run: bool, resource_version: str = "") -> None:
+        body = {"apiVersion": "v1", "kind": "DeleteOptions"}
+        if resource_version:
+            body["preconditions"] = {"resourceVersion": resource_version}
+        try:
+            self.request("DELETE", self.imv_path(namespace, name), params=_dry(dry_run), body=body, verb="delete")
+        except NotFound:
+            pass  # already gone: that is what we wanted
+
+    # --- the apply Lease -------------------------------------------------------------------------
+
+    def lease(self, *, namespace: str, name: str, wait: float, duration: int = 60) -> "Lease":
+        return Lease(self, namespace=namespace, name=name, wait=wait, duration=duration)
+
+
+def _dry(dry_run: bool) -> dict[str, str] | None:
+    return {"dryRun": "All"} if dry_run else None
+
+
+def _micro_time(t: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1e6):06d}Z"
+
+
+def _parse_micro_time(value: str) -> float:
+    import datetime as dt
+
+    try:
+        return dt.datetime.strptime(value.rstrip("Z")[:26], "%Y-%m-%dT%H:%M:%S.%f").replace(
+            tzinfo=dt.timezone.utc).timestamp()
+    except ValueError:
+        try:
+            return dt.datetime.strptime(value.rstrip("Z")[:19], "%Y-%m-%dT%H:%M:%S").replace(
+                tzinfo=dt.timezone.utc).timestamp()
+        except ValueError:
+            return 0.0
+
+
+class Lease:
+    """A coordination.k8s.io Lease held while a run applies, renewed in the background, so that two
+    runs (a CronJob run and one started by hand) never apply at once."""
+
+    def __init__(self, kube: Kube, *, namespace: str, name: str, wait: float, duration: int) -> None:
+        self.kube, self.namespace, self.name = kube, namespace, name
+        self.wait, self.duration = wait, duration
+        self.identity = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self.path = f"/apis/coordination.k8s.io/v1/namespaces/{quote(namespace)}/leases"
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lease: dict | None = None
+
+    def __enter__(self) -> "Lease":
+        deadline = time.monotonic() + self.wait
+        while True:
+            holder = self._try_acquire()
+            if holder is None:
+                break
+            if time.monotonic() >= deadline:
+                raise LeaseHeld(f"another run ({holder}) is applying: Lease {self.namespace}/{self.name} is held; "
+                                f"try again later or raise --lease-wait")
+            time.sleep(min(2.0, max(0.1, deadline - time.monotonic())))
+        self._thread = threading.Thread(target=self._renew, name="lease-renew", daemon=True)
+        self._thread.start()
+        return self
+
+    def _try_acquire(self) -> str | None:
+        """None when acquired; else the current holder."""
+        now = time.time()
+        spec = {"holderIdentity": self.identity, "leaseDurationSeconds": self.duration,
+                "acquireTime": _micro_time(now), "renewTime": _micro_time(now)}
+        try:
+            current = self.kube.request("GET", f"{self.path}/{quote(self.name)}")
+        except NotFound:
+            try:
+                self._lease = self.kube.request(
+                    "POST", self.path, verb="create",
+                    body={"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                          "metadata": {"name": self.name, "namespace": self.namespace,
+                                       "labels": {"app.kubernetes.io/managed-by": "imvjob"}}, "spec": spec})
+                return None
+            except Conflict:
+                return "a run that just started"
+        held = current.get("spec") or {}
+        holder = held.get("holderIdentity") or ""
+        renewed = _parse_micro_time(held.get("renewTime") or held.get("acquireTime") or "")
+        if holder and holder != self.identity and renewed + int(held.get("leaseDurationSeconds") or 0) > now:
+            return holder
+        current["spec"] = {**held, **spec, "leaseTransitions": int(held.get("leaseTransitions") or 0) + 1}
+        try:
+            self._lease = self.kube.request("PUT", f"{self.path}/{quote(self.name)}", body=current, verb="update")
+            return None
+        except Conflict:
+            return "a run that just took it"
+
+    def _renew(self) -> None:
+        while not self._stop.wait(self.duration / 3):
+            try:
+                lease = dict(self._lease or {})
+                lease["spec"] = {**lease.get("spec", {}), "renewTime": _micro_time(time.time())}
+                self._lease = self.kube.request("PUT", f"{self.path}/{quote(self.name)}", body=lease, verb="update")
+            except KubeError:
+                continue  # the next renewal tries again; the lease lasts three periods
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        try:
+            lease = dict(self._lease or {})
+            lease["spec"] = {**lease.get("spec", {}), "holderIdentity": None, "renewTime": None,
+                             "acquireTime": None}
+            self.kube.request("PUT", f"{self.path}/{quote(self.name)}", body=lease, verb="update")
+        except KubeError:
+            pass  # it expires by itself after leaseDurationSeconds
+
+
+# --- connecting ----------------------------------------------------------------------------------
+
+
+def connect(settings: Settings) -> Kube:
+    """Kubeconfig (--kubeconfig/--context, KUBECONFIG, ~/.kube/config) or the in-cluster ServiceAccount."""
+    from kubernetes import client as kclient
+    from kubernetes import config as kconfig
+
+    cfg = kclient.Configuration()
+    context_name, own_namespace = "", ""
+    in_cluster = not settings.kubeconfig and "KUBERNETES_SERVICE_HOST" in os.environ \
+        and os.path.exists(f"{_SA_DIR}/token")
+    try:
+        if in_cluster:
+            kconfig.load_incluster_config(client_configuration=cfg)
+            context_name = "in-cluster"
+            with open(f"{_SA_DIR}/namespace", encoding="utf-8") as fh:
+                own_namespace = fh.read().strip()
+        else:
+            config_file = settings.kubeconfig or None
+            kconfig.load_kube_config(config_file=config_file, context=settings.context or None,
+                                     client_configuration=cfg)
+            contexts, active = kconfig.list_kube_config_contexts(config_file=config_file)
+            chosen = next((c for c in contexts if c["name"] == settings.context), active) if settings.context \
+                else active
+            context_name = (chosen or {}).get("name", "")
+            own_namespace = ((chosen or {}).get("context") or {}).get("namespace", "")
+    except (kconfig.ConfigException, OSError, TypeError, ValueError) as exc:
+        raise ConfigError(f"cannot load Kubernetes configuration: {exc}") from exc
+    verify: Any = cfg.ssl_ca_cert or True
+    if not cfg.verify_ssl:
+        verify = False
+    cert = (cfg.cert_file, cfg.key_file) if cfg.cert_file and cfg.key_file else None
+    proxies = {"https": cfg.proxy, "http": cfg.proxy} if cfg.proxy else None
+    auth = _Auth(server=cfg.host.rstrip("/"), verify=verify, cert=cert, proxies=proxies, config=cfg)
+    return Kube(auth, cluster_name=context_name or cfg.host, own_namespace=own_namespace or "default",
+                settings=settings)

@@ -1,0 +1,80 @@
+"""Scan: one report request per distinct manifest, whatever number of pods run it.
+
+This stage decides what to ask (the distinct manifests of this run's shard, each with the pull
+secrets of the pods that run it); job.registries does the asking.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from job import registries
+from job.desired import shard_index
+from job.errors import ConfigError, KubeError
+from job.log import RunLog
+from job.model import ImageRef, Problem, ScanRequest, ScanResult, Snapshot
+from job.settings import Settings
+
+
+def shard_of(settings: Settings) -> tuple[int, int] | None:
+    """(index, count) of this run's shard, from --shard i/n or an Indexed Job's JOB_COMPLETION_INDEX."""
+    if settings.shard:
+        try:
+            index, count = (int(x) for x in settings.shard.split("/", 1))
+        except ValueError as exc:
+            raise ConfigError(f"--shard must be i/n, e.g. 0/3; got {settings.shard!r}") from exc
+    elif settings.shards:
+        raw = os.environ.get("JOB_COMPLETION_INDEX", "")
+        if not raw.isdigit():
+            raise ConfigError("--shards needs JOB_COMPLETION_INDEX (an Indexed Job) or --shard i/n")
+        index, count = int(raw), settings.shards
+    else:
+        return None
+    if count < 1 or not 0 <= index < count:
+        raise ConfigError(f"shard {index}/{count} does not exist")
+    return (index, count) if count > 1 else None
+
+
+def scan_requests(snap: Snapshot, *, sa_pull_secrets: dict[tuple[str, str], tuple[str, ...]],
+                  shard: tuple[int, int] | None) -> list[ScanRequest]:
+    """Pure: one request per distinct manifest, with the pull secrets that may open its registry,
+    pods' own first, then their ServiceAccounts' (the order a kubelet tries them)."""
+    secrets: dict[ImageRef, dict[tuple[str, str], None]] = {}
+    for pod in snap.pods:
+        pod_secrets = [(pod.namespace, s) for s in pod.pull_secrets]
+        pod_secrets += [(pod.namespace, s) for s in sa_pull_secrets.get((pod.namespace, pod.service_account), ())]
+        for container in pod.containers:
+            ref = container.ref
+            if ref is None or (shard is not None and shard_index(ref.digest, shard[1]) != shard[0]):
+                continue
+            bucket = secrets.setdefault(ref, {})
+            for item in pod_secrets:
+                bucket.setdefault(item, None)
+    return [ScanRequest(ref, tuple(secrets[ref])) for ref in sorted(secrets)]
+
+
+def _service_account_secrets(client: Any, snap: Snapshot) -> dict[tuple[str, str], tuple[str, ...]]:
+    """imagePullSecrets of the ServiceAccounts the pods run as, from one LIST (never a GET per pod)."""
+    wanted = {(p.namespace, p.service_account) for p in snap.pods}
+    namespaces = tuple(sorted({ns for ns, _ in wanted})) if snap.scope is not None else ()
+    out: dict[tuple[str, str], tuple[str, ...]] = {}
+    for account in client.list_service_accounts(namespaces=namespaces):
+        meta = account.get("metadata") or {}
+        key = (meta.get("namespace", ""), meta.get("name", ""))
+        if key in wanted:
+            out[key] = tuple(s["name"] for s in account.get("imagePullSecrets") or []
+                             if isinstance(s, dict) and s.get("name"))
+    return out
+
+
+def scan(snap: Snapshot, settings: Settings, log: RunLog, *, client: Any = None) -> dict[ImageRef, ScanResult]:
+    sa_secrets: dict[tuple[str, str], tuple[str, ...]] = {}
+    if client is not None and not settings.secscan_dir:
+        try:
+            sa_secrets = _service_account_secrets(client, snap)
+        except KubeError as exc:
+            snap.problems.append(Problem("service accounts", f"cannot read their pull secrets: {exc}"))
+    requests = scan_requests(snap, sa_pull_secrets=sa_secrets, shard=shard_of(settings))
+    log.info(f"{len(requests)} distinct manifests to ask about"
+             + (f" (shard {settings.shard or os.environ.get('JOB_COMPLETION_INDEX')})" if shard_of(settings) else ""))
+    return registries.scan_manifests(requests, settings, secrets=client, log=log)
