@@ -307,11 +307,11 @@ class Lease:
         spec = {"holderIdentity": self.identity, "leaseDurationSeconds": self.duration,
                 "acquireTime": _micro_time(now), "renewTime": _micro_time(now)}
         try:
-            current = self.kube.request("GET", f"{self.path}/{quote(self.name)}")
+            current = self.kube.request("GET", f"{self.path}/{quote(self.name)}", verb="lease")
         except NotFound:
             try:
                 self._lease = self.kube.request(
-                    "POST", self.path, verb="create",
+                    "POST", self.path, verb="lease",
                     body={"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
                           "metadata": {"name": self.name, "namespace": self.namespace,
                                        "labels": {"app.kubernetes.io/managed-by": "imvjob"}}, "spec": spec})
@@ -325,7 +325,7 @@ class Lease:
             return holder
         current["spec"] = {**held, **spec, "leaseTransitions": int(held.get("leaseTransitions") or 0) + 1}
         try:
-            self._lease = self.kube.request("PUT", f"{self.path}/{quote(self.name)}", body=current, verb="update")
+            self._lease = self.kube.request("PUT", f"{self.path}/{quote(self.name)}", body=current, verb="lease")
             return None
         except Conflict:
             return "a run that just took it"
@@ -335,7 +335,7 @@ class Lease:
             try:
                 lease = dict(self._lease or {})
                 lease["spec"] = {**lease.get("spec", {}), "renewTime": _micro_time(time.time())}
-                self._lease = self.kube.request("PUT", f"{self.path}/{quote(self.name)}", body=lease, verb="update")
+                self._lease = self.kube.request("PUT", f"{self.path}/{quote(self.name)}", body=lease, verb="lease")
             except KubeError:
                 continue  # the next renewal tries again; the lease lasts three periods
 
@@ -347,7 +347,7 @@ class Lease:
             lease = dict(self._lease or {})
             lease["spec"] = {**lease.get("spec", {}), "holderIdentity": None, "renewTime": None,
                              "acquireTime": None}
-            self.kube.request("PUT", f"{self.path}/{quote(self.name)}", body=lease, verb="update")
+            self.kube.request("PUT", f"{self.path}/{quote(self.name)}", body=lease, verb="lease")
         except KubeError:
             pass  # it expires by itself after leaseDurationSeconds
 

@@ -6,11 +6,11 @@ can be replayed or debugged stage by stage. This module only wires stages togeth
 from __future__ import annotations
 
 import datetime as dt
+import sys
 from pathlib import Path
 
 from job import apply as apply_stage
 from job import codec, desired, notify, report, scan, snapshot
-from job.errors import ConfigError
 from job.log import RunLog
 from job.model import ApplyOutcome, ImageRef, ScanResult, Snapshot
 from job.settings import Settings
@@ -66,6 +66,8 @@ def run_apply_stage(snap: Snapshot, results: dict[ImageRef, ScanResult], setting
         outcome = apply_stage.apply(state, client, settings, log)
     for problem in outcome.failed:
         log.error(f"{problem.where}: {problem.message}")
+    for key in sorted(outcome.diffs):  # --diff: the per-object changes, on stdout for a pager or a file
+        sys.stdout.write(outcome.diffs[key] or f"--- {key}: no difference\n")
     return outcome
 
 
@@ -93,10 +95,11 @@ def recap(snap: Snapshot, results: dict[ImageRef, ScanResult], outcome: ApplyOut
     return line, (EXIT_ERRORS if failed else EXIT_OK)
 
 
-def run_play(settings: Settings, log: RunLog) -> int:
-    if settings.secscan_dir and not settings.offline:
-        raise ConfigError("--secscan-dir needs --pods: offline scans go with an offline pod list")
-    client = None if settings.offline else _kube(settings)
+def run_play(settings: Settings, log: RunLog, client=None) -> int:
+    """The whole play. With --secscan-dir and a live cluster, saved registry answers stand in for the
+    registries (a replay); with --pods too, nothing live is used at all."""
+    if client is None and not settings.offline:
+        client = _kube(settings)
     snap = take_snapshot(settings, log, client)
     results = run_scan_stage(snap, settings, log, client)
     outcome = run_apply_stage(snap, results, settings, log, client)

@@ -1,0 +1,101 @@
+"""The apply plan (pure): which object gets which write, from metadata alone."""
+from __future__ import annotations
+
+import datetime as dt
+
+import yaml
+
+from job.apply import merged_labels, plan, write_offline
+from job.desired import HASH_ANNOTATION, desired_state
+from job.model import Feature, ScanResult, ScanState, Vulnerability, VulnReport
+from tests.unit.test_desired import REF1, REF2, pod, snap
+
+NOW = dt.datetime(2026, 11, 29, tzinfo=dt.timezone.utc)
+REPORT = VulnReport("debian:12", (Feature("a", "1", vulnerabilities=(Vulnerability("CVE-1", "High"),)),))
+
+
+def _meta(ns: str, name: str, *, ours: bool = True, hash_: str = "") -> dict:
+    labels = {"app.kubernetes.io/managed-by": "imvjob"} if ours else {}
+    return {"metadata": {"namespace": ns, "name": name, "labels": labels, "resourceVersion": "1",
+                         "annotations": {HASH_ANNOTATION: hash_} if hash_ else {}}}
+
+
+class Recorder:
+    """Stands in for the applier: records which task the plan chose for which object."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str]] = []
+
+    def create(self, obj):
+        self.calls.append(("create", obj.key))
+
+    def update(self, obj, existing):
+        self.calls.append(("update", obj.key))
+
+    def refresh_pods(self, kept, existing):
+        self.calls.append(("refresh", kept.key))
+
+    def delete(self, key, meta):
+        self.calls.append(("delete", key))
+
+
+def _run(tasks) -> list[tuple[str, str]]:
+    rec = Recorder()
+    for _, task in tasks:
+        task(rec)
+    return sorted(rec.calls)
+
+
+def test_plan_creates_updates_deletes_and_leaves_unchanged_alone() -> None:
+    results = {REF1: ScanResult(REF1, ScanState.SCANNED, REPORT),
+               REF2: ScanResult(REF2, ScanState.UNREACHABLE, detail="down")}
+    state = desired_state(snap(pod("a", "p", REF1, REF2), pod("b", "p", REF1)), results, now=NOW)
+    same = state.objects[f"a/{REF1.name}"].content_hash
+    existing = [
+        _meta("a", REF1.name, hash_=same),             # unchanged: not touched
+        _meta("b", REF1.name, hash_="stale"),          # changed: update
+        _meta("a", REF2.name),                         # scan failed: keep, follow the pods
+        _meta("c", "sha256." + "9" * 64),              # no longer runs: delete
+        _meta("d", "sha256." + "8" * 64, ours=False),  # not ours: left alone
+    ]
+    tasks, outcome = plan(state, existing, adopt=False)
+    assert outcome.unchanged == [f"a/{REF1.name}"]
+    assert outcome.unmanaged == ["d/sha256." + "8" * 64]
+    assert _run(tasks) == sorted([("update", f"b/{REF1.name}"), ("refresh", f"a/{REF2.name}"),
+                                  ("delete", "c/sha256." + "9" * 64)])
+
+
+def test_plan_adopts_only_when_asked_and_never_leaves_scope() -> None:
+    results = {REF1: ScanResult(REF1, ScanState.SCANNED, REPORT)}
+    state = desired_state(snap(pod("a", "p", REF1), scope=("a",)), results, now=NOW)
+    existing = [_meta("a", REF1.name, ours=False), _meta("z", "sha256." + "7" * 64)]
+    tasks, outcome = plan(state, existing, adopt=False)
+    assert _run(tasks) == [] and outcome.unmanaged == [f"a/{REF1.name}"]
+    tasks, outcome = plan(state, existing, adopt=True)
+    # Adopted: the CSO-made object is updated (it has no hash); namespace z is outside the scope.
+    assert _run(tasks) == [("update", f"a/{REF1.name}")] and outcome.unmanaged == []
+
+
+def test_plan_creates_what_is_missing() -> None:
+    results = {REF1: ScanResult(REF1, ScanState.SCANNED, REPORT)}
+    state = desired_state(snap(pod("a", "p", REF1)), results, now=NOW)
+    tasks, _ = plan(state, [], adopt=False)
+    assert _run(tasks) == [("create", f"a/{REF1.name}")]
+
+
+def test_merged_labels_keep_foreign_labels_and_follow_pods() -> None:
+    existing = {"team": "x", "app.kubernetes.io/part-of": "shop", "a/gone": "true",
+                "app.kubernetes.io/managed-by": "someone"}
+    assert merged_labels(existing, {"app.kubernetes.io/managed-by": "imvjob", "a/new": "true"}) == {
+        "team": "x", "app.kubernetes.io/part-of": "shop", "app.kubernetes.io/managed-by": "imvjob",
+        "a/new": "true"}
+
+
+def test_write_offline_is_kubectl_applyable_yaml(tmp_path) -> None:
+    results = {REF1: ScanResult(REF1, ScanState.SCANNED, REPORT)}
+    state = desired_state(snap(pod("a", "p", REF1), pod("b", "p", REF1)), results, now=NOW)
+    outcome = write_offline(state, tmp_path / "imvs.yaml")
+    docs = list(yaml.safe_load_all((tmp_path / "imvs.yaml").read_text()))
+    assert [d["metadata"]["namespace"] for d in docs] == ["a", "b"]
+    assert all(d["kind"] == "ImageManifestVuln" and d["status"]["lastUpdate"] for d in docs)
+    assert outcome.created == [f"a/{REF1.name}", f"b/{REF1.name}"]
