@@ -1,0 +1,30 @@
+"""Registries: each distinct manifest's vulnerability report, from the registry it came from.
+
+`scan_manifests` is the one entry point. Offline (--secscan-dir) it reads Quay security
+responses from files; otherwise it asks Quay (discovered), Clair v4 or Harbor (configured per
+host) over one pooled, bounded, retrying HTTP client. Every request gets exactly one
+ScanResult; no per-manifest problem raises. Configuration problems raise ConfigError before
+any request is sent.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+from job.log import RunLog
+from job.model import ImageRef, ScanRequest, ScanResult
+from job.registries.credentials import SecretSource
+from job.settings import Settings
+
+__all__ = ["SecretSource", "scan_manifests"]
+
+
+def scan_manifests(requests: Sequence[ScanRequest], settings: Settings, *, secrets: SecretSource | None,
+                   log: RunLog) -> dict[ImageRef, ScanResult]:
+    """{ref: result} for every request; `secrets` reads pull secrets (None: no cluster)."""
+    if settings.secscan_dir:
+        from job.registries.offline import scan_directory
+
+        return scan_directory(requests, settings.secscan_dir, log=log)
+    from job.registries.online import scan_online
+
+    return scan_online(requests, settings, secrets=secrets, log=log)

@@ -1,0 +1,69 @@
+"""Anonymous first, credentials when a host asks for them.
+
+A request goes out without credentials; after a 401/403 it is sent again with the request's
+credentials, one after the other, until one is accepted. A host that asked once gets the
+first credential up front from then on, so a private registry costs one extra request per run,
+not one per manifest. Credentials are only ever sent to the host they were chosen for.
+"""
+from __future__ import annotations
+
+import threading
+from typing import Mapping, Sequence
+
+from job.model import ScanRequest
+from job.registries.credentials import Credential, CredentialStore, describe
+from job.registries.failures import Unauthorized
+from job.registries.http import HttpClient, Reply, RetryBudget
+
+AUTH_STATUSES = frozenset({401, 403})
+
+
+class AuthFlow:
+    def __init__(self, client: HttpClient, store: CredentialStore) -> None:
+        self.client = client
+        self.store = store
+        self._lock = threading.Lock()
+        self._demanding: set[str] = set()
+
+    def demands_auth(self, host: str) -> bool:
+        with self._lock:
+            return host in self._demanding
+
+    def _mark(self, host: str) -> None:
+        with self._lock:
+            self._demanding.add(host)
+
+    def get(self, url: str, *, request: ScanRequest, host: str, budget: RetryBudget, label: str,
+            headers: Mapping[str, str] | None = None, first: Sequence[Credential] = (),
+            definite: frozenset[int] = frozenset()) -> Reply:
+        """GET url (on `host`), adding credentials as needed: `first` (e.g. a configured API
+        token), then the request's pull credentials for `host`. Raises Unauthorized when the
+        host refuses them all, or asks and there are none."""
+        candidates: list[Credential] | None = None
+
+        def load() -> list[Credential]:
+            return [*first, *self.store.for_request(request, host)]
+
+        tried: list[Credential] = []
+        current: Credential | None = None
+        if self.demands_auth(host):
+            candidates = load()
+            current = candidates[0] if candidates else None
+        while True:
+            send = dict(headers or {})
+            if current is not None:
+                send["Authorization"] = current.authorization
+                tried.append(current)
+            reply = self.client.request("GET", url, budget=budget, label=label, headers=send, definite=definite)
+            if reply.status not in AUTH_STATUSES:
+                return reply
+            self._mark(host)
+            if candidates is None:
+                candidates = load()
+            remaining = [c for c in candidates if c not in tried]
+            if not remaining:
+                if not tried:
+                    raise Unauthorized(f"{label} requires credentials (HTTP {reply.status}) and no pull secret "
+                                       f"has an entry for {host}")
+                raise Unauthorized(f"{label} refused the credentials (HTTP {reply.status}) of {describe(tried)}")
+            current = remaining[0]

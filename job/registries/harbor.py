@@ -1,0 +1,138 @@
+"""Harbor, for registry hosts configured with --harbor-host: the artifact's vulnerability addition.
+
+Pure: `report_from_harbor` (the additions document, keyed by a report mime type, → VulnReport,
+one feature per package and version). I/O: `HarborBackend`, one GET per manifest, with the
+pull credentials as Basic auth when Harbor asks for them.
+"""
+from __future__ import annotations
+
+import re
+from typing import Any
+from urllib.parse import quote
+
+from job.model import Feature, ScanRequest, ScanResult, ScanState, Vulnerability, VulnReport, normalize_severity
+from job.registries.auth import AuthFlow
+from job.registries.failures import ScanFailure
+from job.registries.http import RetryBudget
+from job.registries.refs import split_repository
+from job.registries.status import state_for_status
+
+#: Report types Harbor may key its answer with, preferred first.
+REPORT_TYPES = ("application/vnd.security.vulnerability.report; version=1.1",
+                "application/vnd.scanner.adapter.vuln.report.harbor+json; version=1.0")
+_CVE = re.compile(r"CVE-\d{4}-\d{4,7}")
+
+
+class Shape(ValueError):
+    pass
+
+
+def additions_path(repository: str, digest: str) -> str:
+    """The artifact's vulnerabilities addition; a repository name with slashes is encoded twice."""
+    project, name = split_repository(repository)
+    return (f"/api/v2.0/projects/{quote(project, safe='')}/repositories/{quote(quote(name, safe=''), safe='')}"
+            f"/artifacts/{digest}/additions/vulnerabilities")
+
+
+def _report(doc: dict) -> Any:
+    for key in REPORT_TYPES:
+        if key in doc:
+            return doc[key]
+    for key, value in doc.items():
+        if "vuln" in str(key).lower() and "report" in str(key).lower():
+            return value
+    raise Shape("no vulnerability report type in the answer")
+
+
+def _str(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _cvss(item: dict) -> tuple[float | None, str]:
+    cvss = item.get("preferred_cvss")
+    if not isinstance(cvss, dict):
+        return None, ""
+    score = cvss.get("score_v3")
+    if isinstance(score, bool) or not isinstance(score, (int, float)):
+        return None, _str(cvss.get("vector_v3"))
+    return float(score), _str(cvss.get("vector_v3"))
+
+
+def report_from_harbor(doc: Any) -> VulnReport | None:
+    """A VulnReport from Harbor's additions document; None when Harbor holds no report (`{}`).
+    Raises Shape for a document of the wrong shape."""
+    if not isinstance(doc, dict):
+        raise Shape("not a JSON object")
+    if not doc:
+        return None
+    report = _report(doc)
+    if not isinstance(report, dict):
+        raise Shape("the report is not an object")
+    items = report.get("vulnerabilities") or []
+    if not isinstance(items, list):
+        raise Shape("vulnerabilities is not a list")
+    scanner = report.get("scanner") if isinstance(report.get("scanner"), dict) else {}
+    updated_by = " ".join(p for p in (_str(scanner.get("name")), _str(scanner.get("version"))) if p)
+    grouped: dict[tuple[str, str], list[Vulnerability]] = {}
+    added_by: dict[tuple[str, str], str] = {}
+    for i, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise Shape(f"vulnerabilities[{i}] is not an object")
+        key = (_str(item.get("package")), _str(item.get("version")))
+        score, vector = _cvss(item)
+        links = item.get("links")
+        link = " ".join(u for u in links if isinstance(u, str)) if isinstance(links, list) else _str(links)
+        grouped.setdefault(key, []).append(Vulnerability(
+            name=_str(item.get("id")),
+            severity=normalize_severity(item.get("severity")),
+            namespace_name=updated_by,
+            description=_str(item.get("description")),
+            link=link,
+            fixed_by=_str(item.get("fix_version")),
+            metadata={"UpdatedBy": updated_by, "RepoName": None, "RepoLink": None, "DistroName": "",
+                      "DistroVersion": "", "NVD": {"CVSSv3": {"Vectors": vector, "Score": "" if score is None
+                                                                  else score}}},
+            cvss_score=score,
+            cvss_vector=vector))
+        layer = item.get("layer")
+        if isinstance(layer, dict) and key not in added_by:
+            added_by[key] = _str(layer.get("digest"))
+    features = tuple(
+        Feature(name=name, version=version, added_by=added_by.get((name, version), ""),
+                base_scores=tuple(v.cvss_score for v in vulns if v.cvss_score is not None),
+                cve_ids=tuple(sorted({c for v in vulns for c in _CVE.findall(f"{v.name} {v.link}")})),
+                vulnerabilities=tuple(vulns))
+        for (name, version), vulns in grouped.items())
+    return VulnReport(namespace_name="", features=features)
+
+
+class HarborBackend:
+    name = "harbor"
+
+    def __init__(self, *, auth: AuthFlow, scheme: str, host: str) -> None:
+        self.auth = auth
+        self.scheme = scheme
+        self.host = host
+
+    def scan(self, request: ScanRequest, budget: RetryBudget) -> ScanResult:
+        ref = request.ref
+        if "/" not in ref.repository:
+            return ScanResult(ref, ScanState.NOT_FOUND, detail="Harbor repositories are project/name; this one "
+                              "has no project", backend=self.name)
+        url = f"{self.scheme}://{self.host}{additions_path(ref.repository, ref.digest)}"
+        try:
+            reply = self.auth.get(url, request=request, host=self.host, budget=budget, label="Harbor",
+                                  headers={"Accept": "application/json",
+                                           "X-Accept-Vulnerabilities": ", ".join(REPORT_TYPES)})
+            if reply.status != 200:
+                state, detail = state_for_status(reply, "Harbor")
+                return ScanResult(ref, state, detail=detail, backend=self.name)
+            report = report_from_harbor(reply.json("Harbor vulnerability report"))
+        except Shape as exc:
+            return ScanResult(ref, ScanState.ERROR, detail=f"malformed Harbor report: {exc}", backend=self.name)
+        except ScanFailure as exc:
+            return ScanResult(ref, exc.state, detail=exc.detail, backend=self.name)
+        if report is None:
+            return ScanResult(ref, ScanState.NOT_FOUND, detail="Harbor holds no vulnerability report for this "
+                              "artifact (not scanned there yet)", backend=self.name)
+        return ScanResult(ref, ScanState.SCANNED, report=report, backend=self.name)

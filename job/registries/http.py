@@ -1,0 +1,262 @@
+"""The one HTTP client of a run: pooled connections, bounds, timeouts, size cap, retries, breaker.
+
+Every registry, Clair and token request goes through `HttpClient.request`, which
+- holds a per-host slot and then a global slot while a request is on the wire (never while
+  it sleeps between retries), so neither bound is ever exceeded;
+- retries connection errors, timeouts, 429 and 5xx with exponential backoff and jitter,
+  honouring Retry-After, within `retries` and the manifest's time budget;
+- reads at most max_response_mb of a body (counting decoded bytes);
+- follows redirects itself: Authorization is dropped when the host changes and https is never
+  downgraded to http, so credentials only ever reach the host they were meant for;
+- gives a host up for the run after breaker_threshold consecutive failures.
+"""
+from __future__ import annotations
+
+import http.cookiejar
+import json
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+from urllib.parse import urljoin, urlsplit
+
+import requests
+from requests.auth import AuthBase
+from requests.structures import CaseInsensitiveDict
+
+from job import __version__
+from job.registries.breaker import HostBreaker
+from job.registries.failures import BadResponse, Unreachable, excerpt
+from job.registries.retry import UNAVAILABLE, backoff_delay, is_retryable, parse_retry_after
+from job.registries.tls import Trust
+from job.settings import Settings
+
+USER_AGENT = f"imvjob/{__version__}"
+MAX_REDIRECTS = 5
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+_CHUNK = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    status: int
+    headers: CaseInsensitiveDict
+    body: bytes
+    url: str
+    #: How many times the request was sent (1 + retries).
+    attempts: int = 1
+
+    def json(self, what: str) -> Any:
+        """The body as JSON; garbage (HTML, invalid JSON) is a BadResponse naming `what`."""
+        try:
+            return json.loads(self.body)
+        except (ValueError, UnicodeDecodeError):
+            kind = self.headers.get("Content-Type", "").split(";")[0].strip() or "no content type"
+            raise BadResponse(f"{what} is not JSON ({kind}, HTTP {self.status}): {excerpt(self.body)}") from None
+
+
+@dataclass
+class RetryBudget:
+    """One manifest's allowance of retry time; shared by all its requests."""
+
+    seconds: float
+    started: float = field(default_factory=time.monotonic)
+
+    def remaining(self) -> float:
+        return self.seconds - (time.monotonic() - self.started)
+
+
+class _NoNetrc(AuthBase):
+    """Present so that requests does not add ~/.netrc credentials to our requests."""
+
+    def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
+        return r
+
+
+class _HostStats:
+    __slots__ = ("requests", "retries")
+
+    def __init__(self) -> None:
+        self.requests = 0
+        self.retries = 0
+
+
+def _netloc(url: str) -> str:
+    return urlsplit(url).netloc.lower()
+
+
+def _connection_reason(exc: requests.RequestException, settings: Settings) -> str:
+    """A short reason for a connection-level failure (no URLs, no library noise)."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return f"no connection within {settings.connect_timeout:g}s"
+    if isinstance(exc, requests.ReadTimeout):
+        return f"no answer within {settings.read_timeout:g}s"
+    if isinstance(exc, requests.exceptions.SSLError):
+        text = str(exc)
+        for marker in ("CERTIFICATE_VERIFY_FAILED", "certificate verify failed", "WRONG_VERSION_NUMBER",
+                       "hostname mismatch", "doesn't match"):
+            if marker in text:
+                tail = text[text.index(marker):].split("'")[0].split(")")[0].split('"')[0]
+                return f"TLS error: {tail.strip()}"
+        return "TLS error"
+    text = str(exc)
+    for marker, words in (("Read timed out", f"no answer within {settings.read_timeout:g}s"),
+                          ("Connection refused", "connection refused"),
+                          ("Name or service not known", "host name not found"),
+                          ("nodename nor servname", "host name not found"),
+                          ("Temporary failure in name resolution", "host name not found"),
+                          ("Connection reset", "connection reset"),
+                          ("RemoteDisconnected", "connection closed without an answer"),
+                          ("Network is unreachable", "network unreachable"),
+                          ("No route to host", "no route to host")):
+        if marker in text:
+            return words
+    if isinstance(exc, requests.exceptions.ChunkedEncodingError):
+        return "connection broken while reading the answer"
+    return f"connection failed ({type(exc).__name__})"
+
+
+class HttpClient:
+    def __init__(self, settings: Settings, *, trust: Trust, hosts_hint: int = 10) -> None:
+        self.settings = settings
+        self.trust = trust
+        self.max_bytes = max(1, settings.max_response_mb) * 1024 * 1024
+        self.timeout = (settings.connect_timeout, settings.read_timeout)
+        self.session = requests.Session()
+        # Proxies from HTTP(S)_PROXY / NO_PROXY; CA trust never from the environment (see tls.py).
+        self.session.trust_env = True
+        self.session.auth = _NoNetrc()
+        self.session.headers["User-Agent"] = USER_AGENT
+        # Registries are untrusted: keep no cookies from one request to the next.
+        self.session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
+        per_host = max(1, settings.registry_host_concurrency)
+        adapter = requests.adapters.HTTPAdapter(pool_connections=max(10, hosts_hint), pool_maxsize=per_host,
+                                                max_retries=0)
+        self.session.mount("https://", adapter)
+        self.session.mount("http://", adapter)
+        self._global = threading.BoundedSemaphore(max(1, settings.registry_concurrency))
+        self._lock = threading.Lock()
+        self._host_slots: dict[str, threading.BoundedSemaphore] = {}
+        self._breakers: dict[str, HostBreaker] = {}
+        self._stats: dict[str, _HostStats] = {}
+
+    # --- per-host state -------------------------------------------------------------------
+
+    def _host(self, netloc: str) -> tuple[threading.BoundedSemaphore, HostBreaker, _HostStats]:
+        with self._lock:
+            if netloc not in self._host_slots:
+                self._host_slots[netloc] = threading.BoundedSemaphore(max(1, self.settings.registry_host_concurrency))
+                self._breakers[netloc] = HostBreaker(self.settings.breaker_threshold)
+                self._stats[netloc] = _HostStats()
+            return self._host_slots[netloc], self._breakers[netloc], self._stats[netloc]
+
+    def breaker(self, netloc: str) -> HostBreaker:
+        return self._host(netloc.lower())[1]
+
+    def stats(self) -> dict[str, tuple[int, int]]:
+        """{host: (requests sent, of which retries)}."""
+        with self._lock:
+            return {host: (s.requests, s.retries) for host, s in self._stats.items()}
+
+    def close(self) -> None:
+        self.session.close()
+
+    # --- requests -------------------------------------------------------------------------
+
+    def request(self, method: str, url: str, *, budget: RetryBudget, label: str = "registry",
+                headers: Mapping[str, str] | None = None, json_body: Any = None,
+                definite: frozenset[int] = frozenset(), follow_redirects: bool = True) -> Reply:
+        """Send one logical request (retries and redirects included) and return the final answer.
+
+        Raises Unreachable when the host cannot be reached (or its breaker is open), and
+        BadResponse when the body is larger than the cap. Any HTTP status is returned as is,
+        after retries for the retryable ones ran out.
+        """
+        send_headers = dict(headers or {})
+        for _ in range(MAX_REDIRECTS + 1):
+            reply = self._send_with_retries(method, url, budget=budget, label=label, headers=send_headers,
+                                            json_body=json_body, definite=definite)
+            location = reply.headers.get("Location")
+            if not (follow_redirects and reply.status in _REDIRECTS and location and method == "GET"):
+                return reply
+            target = urljoin(url, location)
+            old, new = urlsplit(url), urlsplit(target)
+            if new.scheme not in ("http", "https"):
+                raise BadResponse(f"{label} redirected to a non-HTTP location")
+            if old.scheme == "https" and new.scheme == "http":
+                raise BadResponse(f"{label} redirected from https to plain http; not followed")
+            if new.netloc.lower() != old.netloc.lower():
+                send_headers = {k: v for k, v in send_headers.items() if k.lower() != "authorization"}
+            url = target
+        raise BadResponse(f"{label} redirected more than {MAX_REDIRECTS} times")
+
+    def _send_with_retries(self, method: str, url: str, *, budget: RetryBudget, label: str,
+                           headers: dict[str, str], json_body: Any, definite: frozenset[int]) -> Reply:
+        netloc = _netloc(url)
+        slot, breaker, stats = self._host(netloc)
+        attempt = 0
+        while True:
+            if breaker.is_open:
+                raise Unreachable(f"{label} unreachable: {breaker.reason}")
+            with self._lock:
+                stats.requests += 1
+                stats.retries += 1 if attempt else 0
+            try:
+                with slot, self._global:
+                    reply = self._send_once(method, url, headers=headers, json_body=json_body, label=label,
+                                            attempts=attempt + 1)
+            except requests.RequestException as exc:
+                reason = _connection_reason(exc, self.settings)
+                breaker.failure(reason)
+                wait = self._next_wait(attempt, None, budget)
+                if wait is None or breaker.is_open:
+                    detail = breaker.reason if breaker.is_open else reason
+                    raise Unreachable(f"{label} unreachable: {detail}") from None
+            else:
+                if reply.status in UNAVAILABLE:
+                    breaker.failure(f"HTTP {reply.status} from {label}")
+                else:
+                    breaker.success()
+                if not is_retryable(reply.status, definite=definite):
+                    return reply
+                retry_after = parse_retry_after(reply.headers.get("Retry-After"))
+                wait = self._next_wait(attempt, retry_after, budget)
+                if wait is None:
+                    return reply
+            attempt += 1
+            # Sleep without holding a slot; wake at once if the host is given up meanwhile.
+            breaker.opened.wait(wait)
+
+    def _next_wait(self, attempt: int, retry_after: float | None, budget: RetryBudget) -> float | None:
+        """Seconds to wait before the next attempt, or None when no retry is left."""
+        if attempt >= self.settings.retries:
+            return None
+        wait = backoff_delay(attempt)
+        if retry_after is not None:
+            wait = max(wait, retry_after)
+        if wait > budget.remaining():
+            return None
+        return wait
+
+    def _send_once(self, method: str, url: str, *, headers: dict[str, str], json_body: Any, label: str,
+                   attempts: int) -> Reply:
+        host = _netloc(url)
+        response = self.session.request(method, url, headers=headers, json=json_body, timeout=self.timeout,
+                                        verify=self.trust.verify(host), allow_redirects=False, stream=True)
+        try:
+            declared = response.headers.get("Content-Length", "")
+            if declared.isdigit() and int(declared) > self.max_bytes:
+                raise self._too_large(label)
+            body = bytearray()
+            for chunk in response.iter_content(_CHUNK):
+                body += chunk
+                if len(body) > self.max_bytes:
+                    raise self._too_large(label)
+            return Reply(status=response.status_code, headers=response.headers, body=bytes(body), url=url,
+                         attempts=attempts)
+        finally:
+            response.close()
+
+    def _too_large(self, label: str) -> BadResponse:
+        return BadResponse(f"{label} response larger than {self.settings.max_response_mb} MiB")

@@ -1,0 +1,238 @@
+"""Quay, and any registry that advertises `io.quay.manifest-security`.
+
+Pure: `parse_capabilities` (discovery document → API template or the reason there is none)
+and `parse_security_response` (security API document → state, report, detail; the offline
+secscan-dir path uses it too). I/O: `QuayBackend`, one GET per manifest.
+"""
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+from job.model import (Feature, ImageRef, ScanRequest, ScanResult, ScanState, Vulnerability, VulnReport,
+                       normalize_severity)
+from job.registries.auth import AuthFlow
+from job.registries.credentials import Credential
+from job.registries.failures import ScanFailure, excerpt
+from job.registries.http import HttpClient, RetryBudget
+from job.registries.refs import split_repository
+from job.registries.status import state_for_status
+
+CAPABILITY = "io.quay.manifest-security"
+DISCOVERY_PATH = "/.well-known/app-capabilities"
+#: Quay's status when the scanner behind it failed: a definite answer, not retried.
+SCANNER_FAILED = 520
+
+_STATUS_STATES = {
+    "queued": (ScanState.QUEUED, "queued for scanning at the registry"),
+    "failed": (ScanState.FAILED, "the registry's scanner failed on this manifest"),
+    "unsupported": (ScanState.UNSUPPORTED, "the registry's scanner does not support this manifest"),
+    "manifest_layer_too_large": (ScanState.UNSUPPORTED, "manifest layer too large"),
+}
+
+
+class Shape(ValueError):
+    """A document that is JSON but not of the expected shape; the message names where."""
+
+
+# --- discovery ---------------------------------------------------------------------------
+
+
+def parse_capabilities(doc: Any) -> tuple[str, str]:
+    """(path template, '') when the document offers the manifest security API, else ('', why)."""
+    if not isinstance(doc, dict) or not isinstance(doc.get("capabilities"), dict):
+        return "", "app-capabilities is not a capabilities document"
+    capability = doc["capabilities"].get(CAPABILITY)
+    template = capability.get("rest-api-template") if isinstance(capability, dict) else None
+    if not isinstance(template, str) or not template.strip():
+        return "", f"app-capabilities does not offer {CAPABILITY}"
+    if not all(f"{{{name}}}" in template for name in ("namespace", "reponame", "digest")):
+        return "", f"{CAPABILITY} template lacks {{namespace}}, {{reponame}} or {{digest}}"
+    # Only the path is used: the API is asked on the host the image came from, so that
+    # credentials go nowhere else, whatever host name the document was generated with.
+    parts = urlsplit(template.strip())
+    return parts.path or "/", ""
+
+
+def security_path(template: str, ref: ImageRef) -> str:
+    namespace, reponame = split_repository(ref.repository)
+    return (template.replace("{namespace}", quote(namespace, safe=""))
+            .replace("{reponame}", quote(reponame, safe="/"))
+            .replace("{digest}", quote(ref.digest, safe=":"))) + "?vulnerabilities=true"
+
+
+def page_url(scheme: str, host: str, ref: ImageRef) -> str:
+    """The image's vulnerability page in Quay's web console."""
+    return f"{scheme}://{host}/repository/{ref.repository}/manifest/{ref.digest}?tab=vulnerabilities"
+
+
+# --- the security document ---------------------------------------------------------------
+
+
+def _text(value: Any, where: str) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise Shape(f"{where} is not a string")
+    return value
+
+
+def _list(value: Any, where: str) -> list:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise Shape(f"{where} is not a list")
+    return value
+
+
+def _score(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value) if value.strip() else None
+        except ValueError:
+            return None
+    return None
+
+
+def _cvss(metadata: Any) -> tuple[float | None, str]:
+    """(score, vector) from Metadata.NVD.CVSSv3, when present; Score may be ""."""
+    if not isinstance(metadata, dict):
+        return None, ""
+    nvd = metadata.get("NVD")
+    cvss = nvd.get("CVSSv3") if isinstance(nvd, dict) else None
+    if not isinstance(cvss, dict):
+        return None, ""
+    vector = cvss.get("Vectors")
+    return _score(cvss.get("Score")), vector if isinstance(vector, str) else ""
+
+
+def _vulnerability(doc: Any, where: str) -> Vulnerability:
+    if not isinstance(doc, dict):
+        raise Shape(f"{where} is not an object")
+    metadata = doc.get("Metadata")
+    if metadata is not None and not isinstance(metadata, dict):
+        raise Shape(f"{where}.Metadata is not an object")
+    score, vector = _cvss(metadata)
+    return Vulnerability(
+        name=_text(doc.get("Name"), f"{where}.Name"),
+        severity=normalize_severity(doc.get("Severity")),
+        namespace_name=_text(doc.get("NamespaceName"), f"{where}.NamespaceName"),
+        description=_text(doc.get("Description"), f"{where}.Description"),
+        link=_text(doc.get("Link"), f"{where}.Link"),
+        fixed_by=_text(doc.get("FixedBy"), f"{where}.FixedBy"),
+        metadata=metadata,
+        cvss_score=score,
+        cvss_vector=vector,
+    )
+
+
+def _feature(doc: Any, where: str) -> Feature:
+    if not isinstance(doc, dict):
+        raise Shape(f"{where} is not an object")
+    name = _text(doc.get("Name"), f"{where}.Name")
+    if not name:
+        raise Shape(f"{where} has no Name")
+    vulns = _list(doc.get("Vulnerabilities"), f"{where}.Vulnerabilities")
+    return Feature(
+        name=name,
+        version=_text(doc.get("Version"), f"{where}.Version"),
+        version_format=_text(doc.get("VersionFormat"), f"{where}.VersionFormat"),
+        namespace_name=_text(doc.get("NamespaceName"), f"{where}.NamespaceName"),
+        added_by=_text(doc.get("AddedBy"), f"{where}.AddedBy"),
+        base_scores=tuple(s for s in (_score(v) for v in _list(doc.get("BaseScores"), f"{where}.BaseScores"))
+                          if s is not None),
+        cve_ids=tuple(c for c in _list(doc.get("CVEIds"), f"{where}.CVEIds") if isinstance(c, str)),
+        vulnerabilities=tuple(_vulnerability(v, f"{where}.Vulnerabilities[{i}]") for i, v in enumerate(vulns)),
+    )
+
+
+def parse_layer(data: Any) -> VulnReport:
+    """A report from the `data` part ({"Layer": …}) of a scanned response. Raises Shape."""
+    if not isinstance(data, dict) or not isinstance(data.get("Layer"), dict):
+        raise Shape("data has no Layer object")
+    layer = data["Layer"]
+    features = _list(layer.get("Features"), "Layer.Features")
+    return VulnReport(
+        namespace_name=_text(layer.get("NamespaceName"), "Layer.NamespaceName"),
+        features=tuple(_feature(f, f"Layer.Features[{i}]") for i, f in enumerate(features)),
+    )
+
+
+def parse_security_response(doc: Any) -> tuple[ScanState, VulnReport | None, str]:
+    """(state, report, detail) of a Quay security API document {"status", "data"}.
+
+    Only a "scanned" document carries a report: Quay's UI fixtures put a Layer under other
+    statuses too, and it is not to be counted.
+    """
+    if not isinstance(doc, dict) or not isinstance(doc.get("status"), str):
+        return ScanState.ERROR, None, f"unexpected security document: {excerpt(repr(doc)[:200])}"
+    status = doc["status"]
+    if status == "scanned":
+        if doc.get("data") is None:
+            return ScanState.ERROR, None, "status scanned but the document has no data"
+        try:
+            return ScanState.SCANNED, parse_layer(doc["data"]), ""
+        except Shape as exc:
+            return ScanState.ERROR, None, f"malformed security document: {exc}"
+    if status in _STATUS_STATES:
+        state, detail = _STATUS_STATES[status]
+        return state, None, detail
+    return ScanState.ERROR, None, f"unknown scan status {excerpt(status, 40)!r}"
+
+
+# --- I/O ------------------------------------------------------------------------------------
+
+
+class QuayBackend:
+    name = "quay"
+
+    def __init__(self, *, auth: AuthFlow, scheme: str, host: str, template: str,
+                 token: Credential | None) -> None:
+        self.auth = auth
+        self.scheme = scheme
+        self.host = host
+        self.template = template
+        self.token = token
+
+    def scan(self, request: ScanRequest, budget: RetryBudget) -> ScanResult:
+        ref = request.ref
+        page = page_url(self.scheme, self.host, ref)
+        if "/" not in ref.repository:
+            return ScanResult(ref, ScanState.NOT_FOUND, detail="Quay repositories are namespace/name; this one "
+                              "has no namespace", backend=self.name, page_url=page)
+        url = f"{self.scheme}://{self.host}{security_path(self.template, ref)}"
+        try:
+            reply = self.auth.get(url, request=request, host=self.host, budget=budget, label="registry",
+                                  headers={"Accept": "application/json"},
+                                  first=(self.token,) if self.token else (), definite=frozenset({SCANNER_FAILED}))
+            if reply.status == SCANNER_FAILED:
+                return ScanResult(ref, ScanState.FAILED, detail="the registry's scanner failed (HTTP 520)",
+                                  backend=self.name, page_url=page)
+            if reply.status == 404:
+                return ScanResult(ref, ScanState.NOT_FOUND, detail="the registry does not know this manifest "
+                                  "(HTTP 404)", backend=self.name, page_url=page)
+            if reply.status != 200:
+                state, detail = state_for_status(reply, "registry")
+                return ScanResult(ref, state, detail=detail, backend=self.name, page_url=page)
+            state, report, detail = parse_security_response(reply.json("security response"))
+        except ScanFailure as exc:
+            return ScanResult(ref, exc.state, detail=exc.detail, backend=self.name, page_url=page)
+        return ScanResult(ref, state, report=report, detail=detail, backend=self.name, page_url=page)
+
+
+def discover(*, client: HttpClient, scheme: str, host: str, budget: RetryBudget) -> tuple[str, str]:
+    """(path template, '') when `host` offers the manifest security API, else ('', why).
+
+    Raises Unreachable when the host cannot be asked at all (that is not "no API")."""
+    reply = client.request("GET", f"{scheme}://{host}{DISCOVERY_PATH}", budget=budget, label="registry",
+                           headers={"Accept": "application/json"})
+    if reply.status != 200:
+        return "", f"{DISCOVERY_PATH} answered HTTP {reply.status}"
+    try:
+        return parse_capabilities(reply.json("app-capabilities"))
+    except ScanFailure:
+        return "", f"app-capabilities is not JSON: {excerpt(reply.body, 60)}"
