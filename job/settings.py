@@ -91,6 +91,9 @@ class Settings:
                                         group="registry", multiple=True)
     quay_token_file: str = _opt("", "File holding a Quay API bearer token; or env IMVJOB_QUAY_TOKEN.",
                                 group="registry")
+    quay_token_host: tuple[str, ...] = _opt((), "Registry host glob that may receive the Quay API token (repeatable; "
+                                                "default: every host that advertises the Quay API).",
+                                            group="registry", multiple=True)
     global_pull_secret: str = _opt("openshift-config/pull-secret",
                                    "'namespace/name' of the cluster-wide pull secret ('' for none).",
                                    group="registry")
