@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test unit integration system-deps controlplane lint bench bench-small clean
+.PHONY: demo test unit integration system-deps controlplane tools lint bench bench-small clean
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,6 +14,16 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	touch $@
 
 venv: $(STAMP)
+
+## Linters of the deployment files (checkov, hadolint), in their own virtualenv.
+TOOLS_STAMP := .venv-tools/.installed
+$(TOOLS_STAMP): requirements-tools.txt
+	$(PYTHON) -m venv .venv-tools
+	.venv-tools/bin/python -m pip install -q --upgrade pip
+	.venv-tools/bin/python -m pip install -q -r requirements-tools.txt
+	touch $@
+
+tools: $(TOOLS_STAMP)
 
 ## Run the whole play offline on the bundled demo data; writes reports/demo/.
 demo: $(STAMP)
@@ -29,7 +39,7 @@ controlplane:
 	@bash tests/controlplane/build.sh >/dev/null
 
 ## Set up and run the whole test suite, the real control plane included.
-test: $(STAMP) system-deps controlplane
+test: $(STAMP) $(TOOLS_STAMP) system-deps controlplane
 	KUBEBUILDER_ASSETS="$${KUBEBUILDER_ASSETS:-$$(bash tests/controlplane/build.sh)}" \
 	  $(PY) -m pytest -q $(PYTEST_ARGS)
 	$(VENV)/bin/lint-imports
