@@ -1,0 +1,88 @@
+"""The HTML report: one self-contained page rendered with Jinja2 from templates/.
+
+Also home of the Jinja2 environment that the mail templates (templates/mail/) share.
+"""
+from __future__ import annotations
+
+import functools
+from urllib.parse import urlsplit
+from pathlib import Path
+
+import jinja2
+
+from job import __version__
+from job.model import SEVERITIES
+from job.report import charts
+from job.report.context import SEVERITIES_DESC, ReportContext
+from job.report.palette import SEVERITY_COLOURS, background, foreground
+from job.report.text import one_line, safe_links
+
+#: templates/ at the project root (the container image copies it next to the package).
+TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
+
+#: How much detail the page shows at most; the workbook has every row. Coverage is never capped.
+LIMITS = {
+    "workloads": 300,  # "What to do" rows
+    "changes": 300,  # new and resolved rows, each
+    "images": 300,  # images with their vulnerability details
+    "image_entries": 15,  # vulnerability lines under each image
+    "groups": 300,  # rows of the vulnerability table
+    "namespace_workloads": 12,  # affected workloads named per namespace
+}
+
+
+@functools.lru_cache(maxsize=1)
+def environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(TEMPLATES)),
+        autoescape=jinja2.select_autoescape(enabled_extensions=("html", "svg"), default_for_string=True),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters.update(
+        num=lambda n: f"{n:,}",
+        link_host=link_host,
+        when=when,
+        links=safe_links,
+        one_line=one_line,
+        short_digest=short_digest,
+        plural=plural,
+        sev_bg=background,
+        sev_fg=foreground,
+    )
+    env.globals.update(SEVERITIES=SEVERITIES, SEVERITIES_DESC=SEVERITIES_DESC, COLOURS=SEVERITY_COLOURS,
+                       version=__version__, plural=plural)
+    return env
+
+
+def render_html(ctx: ReportContext) -> str:
+    groups, group_count = ctx.vulnerability_groups(LIMITS["groups"])
+    return environment().get_template("report.html").render(
+        ctx=ctx, limits=LIMITS, groups=groups, group_count=group_count,
+        new_changes=ctx.changes.new(LIMITS["changes"]),
+        chart_severity=charts.severity_bars(ctx.totals.counts),
+        chart_images=charts.top_images(ctx.images),
+        chart_trend=charts.trend(ctx.trend),
+    )
+
+
+def when(taken_at: str) -> str:
+    """RFC 3339 UTC → '2026-05-01 10:00 UTC'."""
+    if len(taken_at) >= 16 and taken_at[10] == "T":
+        return f"{taken_at[:10]} {taken_at[11:16]} UTC"
+    return taken_at
+
+
+def link_host(url: str) -> str:
+    """The host of a link, as its short label ('access.redhat.com')."""
+    return urlsplit(url).netloc or url
+
+
+def short_digest(digest: str) -> str:
+    algo, _, hexpart = digest.partition(":")
+    return f"{algo}:{hexpart[:12]}" if hexpart else digest[:19]
+
+
+def plural(n: int, word: str, many: str = "") -> str:
+    return f"{n:,} {word if n == 1 else (many or word + 's')}"

@@ -1,0 +1,158 @@
+"""summary.json: the report's machine-readable twin, and the next run's memory.
+
+The schema is documented in docs/summary-schema.md. Readers check `schemaVersion`; a new field is
+not a new version, a changed or removed one is.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from job import __version__
+from job.model import SEVERITIES, SEVERITY_RANK
+
+if TYPE_CHECKING:
+    from job.report.context import Counts, ImageItem, ReportContext
+
+SCHEMA_VERSION = 1
+#: Runs kept in "history" for the trend chart, the current one included.
+HISTORY_LENGTH = 12
+_DESC = tuple(reversed(SEVERITIES))
+
+
+def summary_doc(ctx: "ReportContext") -> dict[str, Any]:
+    t = ctx.totals
+    ch = ctx.changes
+    return {
+        "schemaVersion": SCHEMA_VERSION,
+        "generator": f"imvjob {__version__}",
+        "cluster": ctx.cluster,
+        "takenAt": ctx.taken_at,
+        "source": ctx.source,
+        "scope": list(ctx.scope) if ctx.scope is not None else None,
+        "headline": ctx.headline,
+        "totals": {
+            "vulnerabilities": _severities(t.counts.by_severity),
+            "total": t.counts.total,
+            "fixable": t.counts.fixable,
+            "images": {"running": t.images, "scanned": t.scanned, "vulnerable": t.vulnerable,
+                       "unscanned": t.unscanned},
+            "imagesByHighestSeverity": _severities(t.images_by_highest),
+            "imageManifestVulns": t.imv_objects,
+            "pods": t.pods,
+            "namespaces": t.namespaces,
+            "workloads": t.workloads,
+            "workloadsAffected": t.workloads_affected,
+            "unresolvedContainers": t.unresolved,
+            "problems": t.problems,
+        },
+        "changes": {
+            "previousTakenAt": ch.previous_taken_at or None,
+            "new": _severities(ch.new_counts.by_severity),
+            "newTotal": ch.new_counts.total,
+            "resolved": _severities(ch.resolved_counts.by_severity),
+            "resolvedTotal": ch.resolved_counts.total,
+            "unchecked": ch.unchecked,
+        },
+        "namespaces": [
+            {**_counts(n.counts), "name": n.name, "owners": list(n.owners), "images": len(n.images),
+             "vulnerableImages": n.vulnerable_images, "unscannedImages": n.unscanned,
+             "workloads": len(n.workloads), "workloadsAffected": len(n.affected_workloads)}
+            for n in ctx.namespaces
+        ],
+        "images": [_image(i) for i in ctx.images],
+        "unscanned": [
+            {"image": i.image, "digest": i.digest, "state": i.state, "detail": i.detail,
+             "jobError": i.job_error, "namespaces": list(i.namespaces), "pods": len(i.pods)}
+            for i in ctx.images if not i.scanned
+        ],
+        "coverage": [
+            {"kind": c.kind, "subject": c.subject, "state": c.state, "detail": c.detail,
+             "namespaces": list(c.namespaces), "pods": c.pods, "jobError": c.job_error}
+            for c in ctx.coverage if c.kind != "image"
+        ],
+        "apply": None if ctx.apply is None else {
+            "created": ctx.apply.created, "updated": ctx.apply.updated, "deleted": ctx.apply.deleted,
+            "unchanged": ctx.apply.unchanged, "kept": ctx.apply.kept, "unmanaged": ctx.apply.unmanaged,
+            "failed": ctx.apply.failed, "dryRun": ctx.apply.dry_run, "target": ctx.apply.target},
+        "history": [{"takenAt": p.taken_at or ctx.taken_at, "vulnerabilities": _severities(p.by_severity)}
+                    for p in ctx.trend[-HISTORY_LENGTH:]],
+        "findings": _findings(ctx),
+    }
+
+
+def _severities(by_severity: tuple[int, ...]) -> dict[str, int]:
+    return {s: by_severity[SEVERITY_RANK[s]] for s in _DESC}
+
+
+def _counts(c: "Counts") -> dict[str, Any]:
+    return {"vulnerabilities": _severities(c.by_severity), "total": c.total, "fixable": c.fixable,
+            "highestSeverity": c.highest or None}
+
+
+def _image(i: "ImageItem") -> dict[str, Any]:
+    return {"image": i.image, "digest": i.digest, "state": i.state, **_counts(i.counts),
+            "namespaces": list(i.namespaces), "workloads": len(i.workloads), "pods": len(i.pods),
+            "pageUrl": i.page_url or None}
+
+
+def _findings(ctx: "ReportContext") -> dict[str, Any]:
+    """Per workload, the (package, vulnerability) pairs it has, as indexes into one key table."""
+    index: dict[tuple[str, str], int] = {}
+    workloads = []
+    for (ns, kind, name), keys in sorted(ctx.findings.items()):
+        ids = []
+        for key in keys:
+            i = index.get(key)
+            if i is None:
+                i = index[key] = len(index)
+            ids.append(i)
+        workloads.append([ns, kind, name, sorted(ids)])
+    severity = ctx.severity_of
+    return {"keys": [[p, v, severity.get((p, v), "Unknown")] for p, v in index],
+            "workloads": workloads}
+
+
+# --- reading the previous run --------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Previous:
+    taken_at: str
+    findings: dict[tuple[str, str, str], frozenset[tuple[str, str]]]
+    severity: dict[tuple[str, str], str]
+    history: tuple[tuple[str, tuple[int, ...]], ...]
+    images: tuple[tuple[frozenset[str], tuple[int, ...]], ...]  # (namespaces, counts) per image
+
+    def totals_for(self, namespaces: frozenset[str]) -> tuple[int, ...]:
+        """The previous run's totals over the images that ran in any of these namespaces."""
+        sev = [0] * len(SEVERITIES)
+        for ns, counts in self.images:
+            if ns & namespaces:
+                for i, n in enumerate(counts):
+                    sev[i] += n
+        return tuple(sev)
+
+
+def read_previous(doc: dict | None) -> Previous | None:
+    """The parts of a previous summary.json the next report needs; None when unusable."""
+    if not isinstance(doc, dict) or doc.get("schemaVersion") != SCHEMA_VERSION:
+        return None
+    try:
+        table = doc["findings"]["keys"]
+        keys = [(str(p), str(v)) for p, v, _sev in table]
+        severity = {(str(p), str(v)): str(s) for p, v, s in table}
+        findings = {(str(ns), str(kind), str(name)): frozenset(keys[i] for i in ids)
+                    for ns, kind, name, ids in doc["findings"]["workloads"]}
+        history = tuple((str(h["takenAt"]), _by_severity(h["vulnerabilities"])) for h in doc.get("history", ()))
+        if not history:
+            history = ((str(doc["takenAt"]), _by_severity(doc["totals"]["vulnerabilities"])),)
+        images = tuple((frozenset(map(str, i["namespaces"])), _by_severity(i["vulnerabilities"]))
+                       for i in doc.get("images", ()))
+        return Previous(str(doc["takenAt"]), findings, severity, history, images)
+    except (KeyError, TypeError, ValueError, IndexError):
+        return None
+
+
+def _by_severity(counts: dict[str, Any]) -> tuple[int, ...]:
+    return tuple(int(counts.get(s, 0)) for s in SEVERITIES)
