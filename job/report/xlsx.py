@@ -32,14 +32,14 @@ _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 _LIST_LIMIT = 30  # names listed in one cell before "(+N more)"
 
-_HEADER_FONT = Font(bold=True, color="FFFFFF")
-_HEADER_FILL = PatternFill("solid", fgColor="1D2430")
-_LINK_FONT = Font(color="1B5FA6", underline="single")
+_HEADER_FONT = Font(bold=True, color="FFFFFFFF")
+_HEADER_FILL = PatternFill("solid", fgColor="FF1D2430")
+_LINK_FONT = Font(color="FF1B5FA6", underline="single")
 _BOLD = Font(bold=True)
 _TITLE_FONT = Font(bold=True, size=14)
 _WRAP = Alignment(wrap_text=True, vertical="top")
-_SEV_FILL = {s: PatternFill("solid", fgColor=background(s)[1:]) for s in SEVERITIES}
-_SEV_FONT = {s: Font(bold=True, color=foreground(s)[1:]) for s in SEVERITIES}
+_SEV_FILL = {s: PatternFill("solid", fgColor="FF" + background(s)[1:].upper()) for s in SEVERITIES}
+_SEV_FONT = {s: Font(bold=True, color="FF" + foreground(s)[1:].upper()) for s in SEVERITIES}
 _DATE_FORMAT = "yyyy-mm-dd hh:mm"
 
 
@@ -55,7 +55,6 @@ class _Sheet:
     def __init__(self, wb: Workbook, title: str, columns: list[tuple[str, int]]) -> None:
         self.wb, self.title, self.columns = wb, title, columns
         self.part = 0
-        self.links = 0
         self._open()
 
     def _open(self) -> None:
@@ -65,10 +64,12 @@ class _Sheet:
             self.ws.column_dimensions[get_column_letter(i)].width = width
         self.ws.freeze_panes = "A2"
         self.rows = 0
+        self.links = 0
         self.ws.append([self._styled(name, font=_HEADER_FONT, fill=_HEADER_FILL) for name, _w in self.columns])
 
     def _styled(self, value: Any, *, font: Font | None = None, fill: PatternFill | None = None,
                 number_format: str = "", alignment: Alignment | None = None) -> Cell:
+        self._room()  # a cell belongs to the sheet its row goes to
         cell = WriteOnlyCell(self.ws)
         _set(cell, value)
         if font is not None:
@@ -104,10 +105,13 @@ class _Sheet:
     def bold(self, value: Any) -> Cell:
         return self._styled(value, font=_BOLD)
 
-    def append(self, values: Iterable[Any]) -> None:
+    def _room(self) -> None:
         if self.rows >= MAX_ROWS_PER_SHEET:
             self.close()
             self._open()
+
+    def append(self, values: Iterable[Any]) -> None:
+        self._room()
         self.rows += 1
         self.ws.append([self._inert(v) for v in values])
 

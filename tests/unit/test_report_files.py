@@ -1,0 +1,144 @@
+"""The report files in the output folder: what is written, what the next run reads back."""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from job.model import ApplyOutcome, Problem, ScanState
+from job.report import build_context, load_previous, write_reports
+from job.report.summary import summary_doc
+from tests.factories import (make_feature, make_pod, make_ref, make_result, make_settings, make_snapshot,
+                             make_vuln)
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "summary-schema.md"
+WEB = make_ref("shop/web", tag="1")
+QUEUED = make_ref("shop/queued")
+
+
+def run(out: Path, taken_at: str, *vulns, previous_from: Path | None = None):
+    """One run's report stage, as the pipeline calls it."""
+    snap = make_snapshot([make_pod("shop", "web-1", WEB), make_pod("shop", "worker-1", QUEUED)], taken_at=taken_at)
+    results = {WEB: make_result(WEB, make_feature("openssl", "3.0.1", *vulns)),
+               QUEUED: make_result(QUEUED, state=ScanState.QUEUED, detail="queued for scanning")}
+    previous = load_previous(previous_from or out, current=snap)
+    ctx = build_context(snapshot=snap, results=results, outcome=None, previous=previous, settings=make_settings())
+    return ctx, write_reports(ctx, out)
+
+
+def summary(out: Path) -> dict:
+    return json.loads((out / "summary.json").read_text(encoding="utf-8"))
+
+
+def test_writes_the_three_reports_and_nothing_else(tmp_path):
+    ctx, paths = run(tmp_path, "2026-05-01T06:00:00Z", make_vuln("CVE-1", "High"))
+    assert paths == [tmp_path / "report.html", tmp_path / "report.xlsx", tmp_path / "summary.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.html", "report.xlsx", "summary.json"]
+    assert ctx.artifacts == {"html": paths[0], "xlsx": paths[1], "json": paths[2]}
+
+
+def test_summary_holds_totals_per_severity_namespace_image_and_the_unscanned_with_their_reason(tmp_path):
+    run(tmp_path, "2026-05-01T06:00:00Z", make_vuln("CVE-1", "High", fixed_by="3.0.2"), make_vuln("CVE-2", "Low"))
+    doc = summary(tmp_path)
+    assert doc["schemaVersion"] == 1
+    assert doc["totals"]["vulnerabilities"] == {"Defcon1": 0, "Critical": 0, "High": 1, "Medium": 0, "Low": 1,
+                                                "Negligible": 0, "Unknown": 0}
+    assert (doc["totals"]["total"], doc["totals"]["fixable"]) == (2, 1)
+    assert doc["totals"]["images"] == {"running": 2, "scanned": 1, "vulnerable": 1, "unscanned": 1}
+    assert [(n["name"], n["total"], n["highestSeverity"]) for n in doc["namespaces"]] == [("shop", 2, "High")]
+    assert [(i["image"], i["state"], i["total"]) for i in doc["images"]] == \
+        [("quay.io/shop/web", "scanned", 2), ("quay.io/shop/queued", "queued", 0)]
+    assert [(u["image"], u["state"], u["detail"]) for u in doc["unscanned"]] == \
+        [("quay.io/shop/queued", "queued", "queued for scanning")]
+
+
+def test_the_next_run_reports_new_and_resolved_from_the_kept_summary(tmp_path):
+    run(tmp_path, "2026-05-01T06:00:00Z", make_vuln("CVE-1", "High"), make_vuln("CVE-2", "Low"))
+    ctx, _ = run(tmp_path, "2026-05-02T06:00:00Z", make_vuln("CVE-1", "High"), make_vuln("CVE-3", "Critical"))
+
+    assert [c.vulnerability for c in ctx.changes.new()] == ["CVE-3"]
+    assert [c.vulnerability for c in ctx.changes.resolved] == ["CVE-2"]
+    assert summary(tmp_path)["changes"]["previousTakenAt"] == "2026-05-01T06:00:00Z"
+    assert json.loads((tmp_path / "summary.previous.json").read_text())["takenAt"] == "2026-05-01T06:00:00Z"
+
+
+def test_rendering_the_same_snapshot_again_still_compares_with_the_run_before(tmp_path):
+    run(tmp_path, "2026-05-01T06:00:00Z", make_vuln("CVE-1", "High"))
+    run(tmp_path, "2026-05-02T06:00:00Z", make_vuln("CVE-1", "High"), make_vuln("CVE-3", "Critical"))
+    again, _ = run(tmp_path, "2026-05-02T06:00:00Z", make_vuln("CVE-1", "High"), make_vuln("CVE-3", "Critical"))
+
+    assert again.changes.previous_taken_at == "2026-05-01T06:00:00Z"
+    assert [c.vulnerability for c in again.changes.new()] == ["CVE-3"]
+    assert json.loads((tmp_path / "summary.previous.json").read_text())["takenAt"] == "2026-05-01T06:00:00Z"
+
+
+def test_previous_given_as_a_file(tmp_path):
+    first = tmp_path / "first"
+    run(first, "2026-05-01T06:00:00Z", make_vuln("CVE-1", "High"))
+    ctx, _ = run(tmp_path / "second", "2026-05-02T06:00:00Z", make_vuln("CVE-2", "High"),
+                 previous_from=first / "summary.json")
+    assert [c.vulnerability for c in ctx.changes.new()] == ["CVE-2"]
+
+
+def test_missing_unreadable_or_foreign_previous_is_no_previous(tmp_path):
+    snap = make_snapshot([make_pod("shop", "web-1", WEB)])
+    assert load_previous(tmp_path, current=snap) is None
+    assert load_previous(tmp_path / "nowhere.json", current=snap) is None
+    (tmp_path / "summary.json").write_text("{not json")
+    assert load_previous(tmp_path, current=snap) is None
+    (tmp_path / "summary.json").write_text(json.dumps({"schemaVersion": 2, "takenAt": "x"}))
+    assert load_previous(tmp_path, current=snap) is None
+    (tmp_path / "summary.json").write_text("[1, 2]")
+    assert load_previous(tmp_path, current=snap) is None
+
+
+def test_a_failed_render_leaves_the_previous_summary_in_place(tmp_path, monkeypatch):
+    run(tmp_path, "2026-05-01T06:00:00Z", make_vuln("CVE-1", "High"))
+    before = (tmp_path / "summary.json").read_bytes()
+
+    def broken(ctx, dest):
+        raise OSError("disk full")
+
+    monkeypatch.setattr("job.report.writer.write_xlsx", broken)
+    try:
+        run(tmp_path, "2026-05-02T06:00:00Z", make_vuln("CVE-2", "High"))
+    except OSError:
+        pass
+    assert (tmp_path / "summary.json").read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.html", "report.xlsx", "summary.json"]
+
+
+SEVERITY_MAP = {"Defcon1", "Critical", "High", "Medium", "Low", "Negligible", "Unknown"}
+
+
+def documented_fields() -> set[str]:
+    """First cells of the field table: `a.b`, or `a[].b`, `.c` (= a[].c)."""
+    fields = set()
+    for cell in re.findall(r"^\| (`[^|]+`) \|", DOCS.read_text(encoding="utf-8"), flags=re.M):
+        names = re.findall(r"`([^`]+)`", cell)
+        parent = names[0].rsplit(".", 1)[0]
+        fields.update([names[0]] + [parent + n for n in names[1:] if n.startswith(".")])
+    return fields
+
+
+def field_paths(value, prefix=""):
+    """Leaf paths of a document: severity maps and lists of scalars or lists are leaves."""
+    if isinstance(value, dict) and not set(value) <= SEVERITY_MAP:
+        for key, item in value.items():
+            yield from field_paths(item, f"{prefix}.{key}" if prefix else key)
+    elif isinstance(value, list) and value and isinstance(value[0], dict):
+        yield from field_paths(value[0], f"{prefix}[]")
+    else:
+        yield prefix
+
+
+def test_every_summary_field_is_documented():
+    snap = make_snapshot([make_pod("shop", "web-1", WEB, QUEUED, None)],
+                         problems=[Problem("shop/broken", "no containerStatuses")])
+    results = {WEB: make_result(WEB, make_feature("openssl", "3.0.1", make_vuln("CVE-1", "High"))),
+               QUEUED: make_result(QUEUED, state=ScanState.QUEUED)}
+    ctx = build_context(snapshot=snap, results=results, outcome=ApplyOutcome(created=["shop/x"]), previous=None,
+                        settings=make_settings())
+    paths = set(field_paths(summary_doc(ctx)))
+    assert {"coverage[].kind", "apply.dryRun", "unscanned[].state", "history[].takenAt"} <= paths
+    assert paths - documented_fields() == set()

@@ -1,0 +1,134 @@
+"""The workbook, read back with openpyxl: sheets, types, links, colours, and no formula anywhere."""
+from __future__ import annotations
+
+import datetime as dt
+import io
+import zipfile
+
+import openpyxl
+import pytest
+
+from job.model import ScanState
+from job.report import build_context, xlsx as xlsx_module
+from job.report.palette import background
+from job.report.xlsx import xlsx_bytes
+from tests.factories import (DDE, FORMULA, SCRIPT, make_feature, make_hostile_run, make_pod, make_ref,
+                             make_result, make_settings, make_snapshot, make_vuln)
+
+WEB = make_ref("shop/web")
+QUEUED = make_ref("shop/queued")
+
+
+def workbook_of(snapshot, results) -> tuple[openpyxl.Workbook, bytes]:
+    ctx = build_context(snapshot=snapshot, results=results, outcome=None, previous=None, settings=make_settings())
+    data = xlsx_bytes(ctx)
+    return openpyxl.load_workbook(io.BytesIO(data)), data
+
+
+def sample():
+    snap = make_snapshot([make_pod("shop", "web-1", WEB), make_pod("shop", "web-2", WEB),
+                          make_pod("ops", "queue-1", QUEUED)], owners={"shop": "shop@example.com"})
+    results = {WEB: make_result(WEB, make_feature("openssl", "3.0.1",
+                                                  make_vuln("CVE-1", "Critical", fixed_by="3.0.13", cvss=9.8),
+                                                  make_vuln("CVE-2", "Low"))),
+               QUEUED: make_result(QUEUED, state=ScanState.QUEUED, detail="queued for scanning")}
+    return snap, results
+
+
+def rows(ws) -> list[dict]:
+    values = list(ws.iter_rows(values_only=True))
+    return [dict(zip(values[0], r)) for r in values[1:]]
+
+
+def test_one_sheet_per_view_with_frozen_header_filter_and_widths():
+    wb, _ = workbook_of(*sample())
+    assert wb.sheetnames == ["Summary", "Workloads", "Images", "Vulnerabilities", "Changes", "Coverage"]
+    for name in wb.sheetnames[1:]:
+        ws = wb[name]
+        assert ws.freeze_panes == "A2", name
+        assert ws.auto_filter.ref == f"A1:{ws.cell(1, ws.max_column).column_letter}{ws.max_row}", name
+        assert ws.column_dimensions["A"].width > 8
+        assert ws["A1"].font.b
+
+
+def test_vulnerability_rows_carry_numbers_links_and_severity_colours():
+    wb, _ = workbook_of(*sample())
+    ws = wb["Vulnerabilities"]
+    vulns = rows(ws)
+    assert [(r["Severity"], r["Vulnerability"], r["Package"], r["Installed version"], r["Fixed by"]) for r in vulns] \
+        == [("Critical", "CVE-1", "openssl", "3.0.1", "3.0.13"), ("Low", "CVE-2", "openssl", "3.0.1", None)]
+    assert vulns[0]["CVSS"] == 9.8 and vulns[0]["Pods"] == 2
+    assert vulns[0]["Namespaces"] == "shop" and vulns[0]["Workloads"] == "shop/Deployment/web"
+    assert ws["A2"].fill.fgColor.rgb.endswith(background("Critical")[1:].upper())
+    advisory = ws.cell(2, list(ws[1]).index(next(c for c in ws[1] if c.value == "Advisory")) + 1)
+    assert advisory.hyperlink.target == "https://access.redhat.com/security/cve/CVE-1"
+
+
+def test_images_and_workloads_sheets_count_and_link():
+    wb, _ = workbook_of(*sample())
+    images = {r["Image"]: r for r in rows(wb["Images"])}
+    assert images["quay.io/shop/web"]["Critical"] == 1 and images["quay.io/shop/web"]["Total"] == 2
+    assert images["quay.io/shop/queued"]["State"] == "queued"
+    assert images["quay.io/shop/queued"]["Why not scanned"] == "queued for scanning"
+    page = next(c for c in wb["Images"]["R"] if c.hyperlink)  # the "Registry page" column
+    assert page.hyperlink.target.startswith("https://quay.io/repository/shop/web/manifest/sha256:")
+    web, = [r for r in rows(wb["Workloads"]) if r["Workload"] == "web"]
+    assert (web["Namespace"], web["Owners"], web["Pods"], web["Fixable"]) == ("shop", "shop@example.com", 2, 1)
+    assert web["Update to (fixed-by)"] == "openssl 3.0.1 → 3.0.13"
+    coverage = rows(wb["Coverage"])
+    assert [(c["What"], c["State"], c["Why"]) for c in coverage] == [("image", "queued", "queued for scanning")]
+
+
+def test_the_snapshot_time_is_a_date():
+    wb, _ = workbook_of(*sample())
+    taken = next(r[1] for r in wb["Summary"].iter_rows(values_only=True) if r[0] == "Pods listed at (UTC)")
+    assert taken == dt.datetime(2026, 5, 4, 6, 0)
+
+
+def test_no_cell_is_a_formula_and_formula_like_text_is_quoted_text():
+    wb, data = workbook_of(*make_hostile_run())
+    with zipfile.ZipFile(io.BytesIO(data)) as z:
+        for name in z.namelist():
+            if name.startswith("xl/worksheets/"):
+                assert b"<f>" not in z.read(name) and b"<f " not in z.read(name), name
+    cells = {c.value: c for ws in wb for row in ws.iter_rows() for c in row if isinstance(c.value, str)}
+    for text in (FORMULA, "=1+1", "@SUM(A1:A2)", DDE, "-1+1", "-2+3"):
+        assert cells[text].data_type == "s", text
+        assert cells[text].quotePrefix, text
+    assert cells[SCRIPT].data_type == "s"
+    assert not any(c.hyperlink and not c.hyperlink.target.startswith(("http://", "https://"))
+                   for ws in wb for row in ws.iter_rows() for c in row)
+
+
+def test_control_characters_do_not_break_the_file():
+    snap, results = make_hostile_run()
+    ref = make_ref("shop/nul")
+    snap.pods.append(make_pod("shop", "nul-1", ref))
+    results[ref] = make_result(ref, make_feature("pkg\x00\x07", "1\x1b", make_vuln("CVE-\x0b1", "High")))
+    wb, _ = workbook_of(snap, results)
+    names = [r["Vulnerability"] for r in rows(wb["Vulnerabilities"])]
+    assert "CVE-\ufffd1" in names
+
+
+def test_sheets_continue_when_full_and_links_stop_at_the_budget(monkeypatch):
+    monkeypatch.setattr(xlsx_module, "MAX_ROWS_PER_SHEET", 3)
+    monkeypatch.setattr(xlsx_module, "MAX_LINKS_PER_SHEET", 2)
+    vulns = [make_vuln(f"CVE-{i}", "High") for i in range(5)]
+    snap = make_snapshot([make_pod("shop", "web-1", WEB)])
+    wb, _ = workbook_of(snap, {WEB: make_result(WEB, make_feature("openssl", "1", *vulns))})
+
+    assert [n for n in wb.sheetnames if n.startswith("Vulnerabilities")] == ["Vulnerabilities", "Vulnerabilities (2)"]
+    found = rows(wb["Vulnerabilities"]) + rows(wb["Vulnerabilities (2)"])
+    assert sorted(r["Vulnerability"] for r in found) == [f"CVE-{i}" for i in range(5)]
+    advisories = [c for name in ("Vulnerabilities", "Vulnerabilities (2)") for c in wb[name]["L"][1:]]
+    assert [bool(c.hyperlink) for c in advisories] == [True, True, False, True, True]
+    assert advisories[2].value == "https://access.redhat.com/security/cve/CVE-2"
+
+
+@pytest.mark.parametrize("text", ["=1+1", "+1", "-1", "@A1", "\tx", "\rx", "#N/A"])
+def test_text_that_a_spreadsheet_would_read_as_a_formula_is_stored_as_quoted_text(text):
+    snap = make_snapshot([make_pod("shop", "web-1", WEB)])
+    wb, _ = workbook_of(snap, {WEB: make_result(WEB, make_feature(text, "1", make_vuln("CVE-1")))})
+    cell = wb["Vulnerabilities"]["C2"]
+    # (XML reads a CR back as LF.)
+    assert (cell.value.replace("\n", "\r"), cell.data_type, cell.quotePrefix) == (text, "s", True)
