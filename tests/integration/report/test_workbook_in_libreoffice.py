@@ -1,0 +1,58 @@
+"""report.xlsx opened by LibreOffice Calc (headless): if it cannot open it, neither can a user.
+
+Each sheet is exported to CSV as Calc shows it: a formula would show its result there, so
+hostile text that must stay text is checked in that output.
+"""
+from __future__ import annotations
+
+import csv
+import subprocess
+from pathlib import Path
+
+from tests.factories import DDE, FORMULA, SCRIPT
+
+# Calc's CSV filter: comma, double quote, UTF-8, from line 1, ..., cells as shown, each sheet to its own file.
+CSV_FILTER = "csv:Text - txt - csv (StarCalc):44,34,76,1,,0,false,true,true,false,false,-1"
+
+
+def convert(libreoffice: str, source: Path, target: str, out: Path) -> None:
+    profile = out / "lo-profile"  # its own profile: no shared state, no first-start dialogs
+    done = subprocess.run(
+        [libreoffice, f"-env:UserInstallation={profile.as_uri()}", "--headless", "--norestore",
+         "--convert-to", target, "--outdir", str(out), str(source)],
+        capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def sheet(out: Path, name: str) -> list[list[str]]:
+    with open(out / f"report-{name}.csv", encoding="utf-8", newline="") as fh:
+        return list(csv.reader(fh))
+
+
+def test_calc_opens_every_sheet_and_shows_text_as_text(libreoffice, report_dir, tmp_path):
+    convert(libreoffice, report_dir / "report.xlsx", CSV_FILTER, tmp_path)
+    names = sorted(p.name for p in tmp_path.glob("report-*.csv"))
+    assert names == [f"report-{n}.csv" for n in sorted(["Summary", "Workloads", "Images", "Vulnerabilities",
+                                                          "Changes", "Coverage"])]
+
+    vulns = sheet(tmp_path, "Vulnerabilities")
+    header = vulns[0]
+    rows = [dict(zip(header, r)) for r in vulns[1:]]
+    names = {r["Vulnerability"] for r in rows}
+    assert {"CVE-2024-0727", "CVE-2022-37434", SCRIPT, "=1+1", "@SUM(A1:A2)"} <= names  # "=1+1" is not 2
+    hostile = next(r for r in rows if r["Vulnerability"] == SCRIPT)
+    assert (hostile["Package"], hostile["Installed version"], hostile["Fixed by"]) == (DDE, "-1+1", FORMULA)
+    openssl = next(r for r in rows if r["Vulnerability"] == "CVE-2024-0727")
+    assert (openssl["Severity"], openssl["CVSS"], openssl["Pods"]) == ("Critical", "9.8", "3")
+
+    summary = {r[0]: r[1:] for r in sheet(tmp_path, "Summary") if r}
+    assert summary["Pods listed at (UTC)"][0] == "2026-05-04 06:00"  # a date, in the date format
+    assert summary["Critical"][0] == "3"
+    coverage = sheet(tmp_path, "Coverage")
+    assert any("connection refused after 4 retries" in r for r in coverage)
+
+
+def test_calc_prints_the_workbook(libreoffice, report_dir, tmp_path):
+    convert(libreoffice, report_dir / "report.xlsx", "pdf", tmp_path)
+    pdf = (tmp_path / "report.pdf").read_bytes()
+    assert pdf.startswith(b"%PDF-") and b"%%EOF" in pdf[-1024:]
