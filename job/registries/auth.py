@@ -39,16 +39,22 @@ class AuthFlow:
         """GET url (on `host`), adding credentials as needed: `first` (e.g. a configured API
         token), then the request's pull credentials for `host`. Raises Unauthorized when the
         host refuses them all, or asks and there are none."""
-        candidates: list[Credential] | None = None
-
-        def load() -> list[Credential]:
-            return [*first, *self.store.for_request(request, host)]
-
+        pool = list(first)
+        pulled = False  # pull secrets are read only once `first` is used up
         tried: list[Credential] = []
-        current: Credential | None = None
-        if self.demands_auth(host):
-            candidates = load()
-            current = candidates[0] if candidates else None
+
+        def next_candidate() -> Credential | None:
+            nonlocal pulled
+            while True:
+                for credential in pool:
+                    if credential not in tried:
+                        return credential
+                if pulled:
+                    return None
+                pulled = True
+                pool.extend(self.store.for_request(request, host))
+
+        current = next_candidate() if self.demands_auth(host) else None
         while True:
             send = dict(headers or {})
             if current is not None:
@@ -58,12 +64,9 @@ class AuthFlow:
             if reply.status not in AUTH_STATUSES:
                 return reply
             self._mark(host)
-            if candidates is None:
-                candidates = load()
-            remaining = [c for c in candidates if c not in tried]
-            if not remaining:
+            current = next_candidate()
+            if current is None:
                 if not tried:
                     raise Unauthorized(f"{label} requires credentials (HTTP {reply.status}) and no pull secret "
                                        f"has an entry for {host}")
                 raise Unauthorized(f"{label} refused the credentials (HTTP {reply.status}) of {describe(tried)}")
-            current = remaining[0]

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import http.cookiejar
 import json
+import re
 import threading
 import time
-from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 from urllib.parse import urljoin, urlsplit
@@ -36,6 +36,11 @@ USER_AGENT = f"imvjob/{__version__}"
 MAX_REDIRECTS = 5
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _CHUNK = 64 * 1024
+_TLS_REASONS = (
+    (re.compile(r"certificate verify failed: ([^()'\"\]]+)"), "certificate verify failed: {0}"),
+    (re.compile(r"(hostname mismatch[^'\"()]*)", re.IGNORECASE), "{0}"),
+    (re.compile(r"wrong.version.number", re.IGNORECASE), "the server does not speak TLS"),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +79,32 @@ class _NoNetrc(AuthBase):
         return r
 
 
+class _TrustAdapter(requests.adapters.HTTPAdapter):
+    """Verifies against the run's one prebuilt SSLContext instead of the CA file `verify` names
+    (same CAs; see tls.py for why). Requests sent with verify=False are left as they are."""
+
+    def __init__(self, trust: Trust, **kwargs: Any) -> None:
+        self._trust = trust
+        super().__init__(**kwargs)
+
+    def _ours(self, verify: Any) -> bool:
+        return isinstance(verify, str) and verify == self._trust.ca_file
+
+    def build_connection_pool_key_attributes(self, request, verify, cert=None):  # noqa: ANN001, ANN201
+        host_params, pool_kwargs = super().build_connection_pool_key_attributes(request, verify, cert)
+        if self._ours(verify):
+            pool_kwargs.pop("ca_certs", None)
+            pool_kwargs.pop("ca_cert_dir", None)
+            pool_kwargs["ssl_context"] = self._trust.context
+        return host_params, pool_kwargs
+
+    def cert_verify(self, conn, url, verify, cert):  # noqa: ANN001, ANN201
+        super().cert_verify(conn, url, verify, cert)
+        if self._ours(verify):
+            conn.ca_certs = None
+            conn.ca_cert_dir = None
+
+
 class _HostStats:
     __slots__ = ("requests", "retries")
 
@@ -94,11 +125,10 @@ def _connection_reason(exc: requests.RequestException, settings: Settings) -> st
         return f"no answer within {settings.read_timeout:g}s"
     if isinstance(exc, requests.exceptions.SSLError):
         text = str(exc)
-        for marker in ("CERTIFICATE_VERIFY_FAILED", "certificate verify failed", "WRONG_VERSION_NUMBER",
-                       "hostname mismatch", "doesn't match"):
-            if marker in text:
-                tail = text[text.index(marker):].split("'")[0].split(")")[0].split('"')[0]
-                return f"TLS error: {tail.strip()}"
+        for pattern, words in _TLS_REASONS:
+            found = pattern.search(text)
+            if found:
+                return "TLS error: " + words.format(*(g.strip() for g in found.groups()))
         return "TLS error"
     text = str(exc)
     for marker, words in (("Read timed out", f"no answer within {settings.read_timeout:g}s"),
@@ -131,8 +161,7 @@ class HttpClient:
         # Registries are untrusted: keep no cookies from one request to the next.
         self.session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
         per_host = max(1, settings.registry_host_concurrency)
-        adapter = requests.adapters.HTTPAdapter(pool_connections=max(10, hosts_hint), pool_maxsize=per_host,
-                                                max_retries=0)
+        adapter = _TrustAdapter(trust, pool_connections=max(10, hosts_hint), pool_maxsize=per_host, max_retries=0)
         self.session.mount("https://", adapter)
         self.session.mount("http://", adapter)
         self._global = threading.BoundedSemaphore(max(1, settings.registry_concurrency))

@@ -69,19 +69,21 @@ def page_url(scheme: str, host: str, ref: ImageRef) -> str:
 # --- the security document ---------------------------------------------------------------
 
 
-def _text(value: Any, where: str) -> str:
+def _text(doc: dict, key: str, where: str) -> str:
+    value = doc.get(key)
     if value is None:
         return ""
     if not isinstance(value, str):
-        raise Shape(f"{where} is not a string")
+        raise Shape(f"{where}.{key} is not a string")
     return value
 
 
-def _list(value: Any, where: str) -> list:
+def _list(doc: dict, key: str, where: str) -> list:
+    value = doc.get(key)
     if value is None:
         return []
     if not isinstance(value, list):
-        raise Shape(f"{where} is not a list")
+        raise Shape(f"{where}.{key} is not a list")
     return value
 
 
@@ -118,12 +120,12 @@ def _vulnerability(doc: Any, where: str) -> Vulnerability:
         raise Shape(f"{where}.Metadata is not an object")
     score, vector = _cvss(metadata)
     return Vulnerability(
-        name=_text(doc.get("Name"), f"{where}.Name"),
+        name=_text(doc, "Name", where),
         severity=normalize_severity(doc.get("Severity")),
-        namespace_name=_text(doc.get("NamespaceName"), f"{where}.NamespaceName"),
-        description=_text(doc.get("Description"), f"{where}.Description"),
-        link=_text(doc.get("Link"), f"{where}.Link"),
-        fixed_by=_text(doc.get("FixedBy"), f"{where}.FixedBy"),
+        namespace_name=_text(doc, "NamespaceName", where),
+        description=_text(doc, "Description", where),
+        link=_text(doc, "Link", where),
+        fixed_by=_text(doc, "FixedBy", where),
         metadata=metadata,
         cvss_score=score,
         cvss_vector=vector,
@@ -133,19 +135,19 @@ def _vulnerability(doc: Any, where: str) -> Vulnerability:
 def _feature(doc: Any, where: str) -> Feature:
     if not isinstance(doc, dict):
         raise Shape(f"{where} is not an object")
-    name = _text(doc.get("Name"), f"{where}.Name")
+    name = _text(doc, "Name", where)
     if not name:
         raise Shape(f"{where} has no Name")
-    vulns = _list(doc.get("Vulnerabilities"), f"{where}.Vulnerabilities")
+    vulns = _list(doc, "Vulnerabilities", where)
     return Feature(
         name=name,
-        version=_text(doc.get("Version"), f"{where}.Version"),
-        version_format=_text(doc.get("VersionFormat"), f"{where}.VersionFormat"),
-        namespace_name=_text(doc.get("NamespaceName"), f"{where}.NamespaceName"),
-        added_by=_text(doc.get("AddedBy"), f"{where}.AddedBy"),
-        base_scores=tuple(s for s in (_score(v) for v in _list(doc.get("BaseScores"), f"{where}.BaseScores"))
+        version=_text(doc, "Version", where),
+        version_format=_text(doc, "VersionFormat", where),
+        namespace_name=_text(doc, "NamespaceName", where),
+        added_by=_text(doc, "AddedBy", where),
+        base_scores=tuple(s for s in (_score(v) for v in _list(doc, "BaseScores", where))
                           if s is not None),
-        cve_ids=tuple(c for c in _list(doc.get("CVEIds"), f"{where}.CVEIds") if isinstance(c, str)),
+        cve_ids=tuple(c for c in _list(doc, "CVEIds", where) if isinstance(c, str)),
         vulnerabilities=tuple(_vulnerability(v, f"{where}.Vulnerabilities[{i}]") for i, v in enumerate(vulns)),
     )
 
@@ -155,9 +157,9 @@ def parse_layer(data: Any) -> VulnReport:
     if not isinstance(data, dict) or not isinstance(data.get("Layer"), dict):
         raise Shape("data has no Layer object")
     layer = data["Layer"]
-    features = _list(layer.get("Features"), "Layer.Features")
+    features = _list(layer, "Features", "Layer")
     return VulnReport(
-        namespace_name=_text(layer.get("NamespaceName"), "Layer.NamespaceName"),
+        namespace_name=_text(layer, "NamespaceName", "Layer"),
         features=tuple(_feature(f, f"Layer.Features[{i}]") for i, f in enumerate(features)),
     )
 
