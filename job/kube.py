@@ -67,7 +67,7 @@ class _Auth:
     config: Any  # kubernetes.client.Configuration, for token refresh
 
     def headers(self) -> dict[str, str]:
-        token = self.config.get_api_key_with_prefix("authorization") if self.config is not None else None
+        token = self.config.get_api_key_with_prefix("BearerToken") if self.config is not None else None
         return {"Authorization": token} if token else {}
 
 
