@@ -32,6 +32,9 @@ REPORT_PATH = "/matcher/api/v1/vulnerability_report/"
 INDEX_PATH = "/indexer/api/v1/index_report"
 CVSS_ENRICHER = "clair.cvss"
 JWT_LIFETIME = 300
+#: Clair fetches and unpacks every layer before it answers an index request, and stops if the
+#: client goes away: that answer gets this long at least (Quay waits as long).
+INDEX_READ_TIMEOUT = 600.0
 _CVE = re.compile(r"CVE-\d{4}-\d{4,7}")
 
 # The key is whatever Clair is configured with; a warning per run about its length helps no one.
@@ -208,6 +211,8 @@ class ClairBackend:
         self.registry = registry
 
     def _headers(self) -> dict[str, str]:
+        if not self.key:  # a Clair without PSK authentication
+            return {"Accept": "application/json"}
         return {"Authorization": "Bearer " + make_jwt(self.key, issuer=self.issuer), "Accept": "application/json"}
 
     def _report(self, digest: str, budget: RetryBudget) -> Reply:
@@ -245,7 +250,8 @@ class ClairBackend:
         manifest = self.registry.pull_manifest(request, budget)
         body = index_body(ref.digest, manifest.layers, manifest.authorization)
         reply = self.client.request("POST", self.base_url + INDEX_PATH, budget=budget, label="Clair",
-                                    headers=self._headers(), json_body=body)
+                                    headers=self._headers(), json_body=body,
+                                    read_timeout=max(INDEX_READ_TIMEOUT, self.client.settings.read_timeout))
         if reply.status in (401, 403):
             raise Unauthorized(f"Clair refused the job's token (HTTP {reply.status}); check the PSK and issuer")
         if reply.status == 400:

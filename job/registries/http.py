@@ -36,6 +36,8 @@ USER_AGENT = f"imvjob/{__version__}"
 MAX_REDIRECTS = 5
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _CHUNK = 64 * 1024
+_NOT_SENDABLE = (requests.exceptions.InvalidHeader, requests.exceptions.InvalidURL,
+                  requests.exceptions.InvalidSchema, requests.exceptions.MissingSchema)
 _TLS_REASONS = (
     (re.compile(r"certificate verify failed: ([^()'\"\]]+)"), "certificate verify failed: {0}"),
     (re.compile(r"(hostname mismatch[^'\"()]*)", re.IGNORECASE), "{0}"),
@@ -117,12 +119,12 @@ def _netloc(url: str) -> str:
     return urlsplit(url).netloc.lower()
 
 
-def _connection_reason(exc: requests.RequestException, settings: Settings) -> str:
+def _connection_reason(exc: requests.RequestException, timeout: tuple[float, float]) -> str:
     """A short reason for a connection-level failure (no URLs, no library noise)."""
     if isinstance(exc, requests.ConnectTimeout):
-        return f"no connection within {settings.connect_timeout:g}s"
+        return f"no connection within {timeout[0]:g}s"
     if isinstance(exc, requests.ReadTimeout):
-        return f"no answer within {settings.read_timeout:g}s"
+        return f"no answer within {timeout[1]:g}s"
     if isinstance(exc, requests.exceptions.SSLError):
         text = str(exc)
         for pattern, words in _TLS_REASONS:
@@ -131,7 +133,7 @@ def _connection_reason(exc: requests.RequestException, settings: Settings) -> st
                 return "TLS error: " + words.format(*(g.strip() for g in found.groups()))
         return "TLS error"
     text = str(exc)
-    for marker, words in (("Read timed out", f"no answer within {settings.read_timeout:g}s"),
+    for marker, words in (("Read timed out", f"no answer within {timeout[1]:g}s"),
                           ("Connection refused", "connection refused"),
                           ("Name or service not known", "host name not found"),
                           ("nodename nor servname", "host name not found"),
@@ -152,7 +154,6 @@ class HttpClient:
         self.settings = settings
         self.trust = trust
         self.max_bytes = max(1, settings.max_response_mb) * 1024 * 1024
-        self.timeout = (settings.connect_timeout, settings.read_timeout)
         self.session = requests.Session()
         # Proxies from HTTP(S)_PROXY / NO_PROXY; CA trust never from the environment (see tls.py).
         self.session.trust_env = True
@@ -195,7 +196,8 @@ class HttpClient:
 
     def request(self, method: str, url: str, *, budget: RetryBudget, label: str = "registry",
                 headers: Mapping[str, str] | None = None, json_body: Any = None,
-                definite: frozenset[int] = frozenset(), follow_redirects: bool = True) -> Reply:
+                definite: frozenset[int] = frozenset(), follow_redirects: bool = True,
+                read_timeout: float | None = None) -> Reply:
         """Send one logical request (retries and redirects included) and return the final answer.
 
         Raises Unreachable when the host cannot be reached (or its breaker is open), and
@@ -205,7 +207,8 @@ class HttpClient:
         send_headers = dict(headers or {})
         for _ in range(MAX_REDIRECTS + 1):
             reply = self._send_with_retries(method, url, budget=budget, label=label, headers=send_headers,
-                                            json_body=json_body, definite=definite)
+                                            json_body=json_body, definite=definite,
+                                            read_timeout=read_timeout or self.settings.read_timeout)
             location = reply.headers.get("Location")
             if not (follow_redirects and reply.status in _REDIRECTS and location and method == "GET"):
                 return reply
@@ -221,9 +224,11 @@ class HttpClient:
         raise BadResponse(f"{label} redirected more than {MAX_REDIRECTS} times")
 
     def _send_with_retries(self, method: str, url: str, *, budget: RetryBudget, label: str,
-                           headers: dict[str, str], json_body: Any, definite: frozenset[int]) -> Reply:
+                           headers: dict[str, str], json_body: Any, definite: frozenset[int],
+                           read_timeout: float) -> Reply:
         netloc = _netloc(url)
         slot, breaker, stats = self._host(netloc)
+        timeout = (self.settings.connect_timeout, read_timeout)
         attempt = 0
         while True:
             if breaker.is_open:
@@ -234,9 +239,15 @@ class HttpClient:
             try:
                 with slot, self._global:
                     reply = self._send_once(method, url, headers=headers, json_body=json_body, label=label,
-                                            attempts=attempt + 1)
+                                            timeout=timeout, attempts=attempt + 1)
+            except _NOT_SENDABLE:
+                # E.g. a pull secret whose token holds a line break: no retry can help, and the
+                # message would quote the header, so it is not repeated.
+                raise BadResponse(f"{label} request could not be sent (invalid header value or URL)") from None
+            except requests.exceptions.ContentDecodingError:
+                raise BadResponse(f"{label} answer could not be decoded (bad Content-Encoding)") from None
             except requests.RequestException as exc:
-                reason = _connection_reason(exc, self.settings)
+                reason = _connection_reason(exc, timeout)
                 breaker.failure(reason)
                 wait = self._next_wait(attempt, None, budget)
                 if wait is None or breaker.is_open:
@@ -269,9 +280,9 @@ class HttpClient:
         return wait
 
     def _send_once(self, method: str, url: str, *, headers: dict[str, str], json_body: Any, label: str,
-                   attempts: int) -> Reply:
+                   timeout: tuple[float, float], attempts: int) -> Reply:
         host = _netloc(url)
-        response = self.session.request(method, url, headers=headers, json=json_body, timeout=self.timeout,
+        response = self.session.request(method, url, headers=headers, json=json_body, timeout=timeout,
                                         verify=self.trust.verify(host), allow_redirects=False, stream=True)
         try:
             declared = response.headers.get("Content-Length", "")

@@ -3,6 +3,11 @@
 A host matching --clair-host is Clair's, one matching --harbor-host is Harbor's; any other host
 is asked once per run for Quay's discovery document. A host with no security API, or one that
 cannot be reached for discovery, settles all its manifests with one reason.
+
+The Quay API token (--quay-token-file / IMVJOB_QUAY_TOKEN) is one token for Quay hosts: it is
+offered, before any pull secret, to the hosts that match --quay-token-host, or, when that is not
+set, to every host that advertises the Quay API (said in the log once per host, since any
+registry a pod names could advertise it). It never goes to Clair, Harbor or other hosts.
 """
 from __future__ import annotations
 

@@ -85,6 +85,21 @@ def test_refused_and_missing_credentials_are_unauthorized(sims, registry_setting
     assert all("pw" not in r.detail for r in results.values())
 
 
+def test_a_pull_secret_that_is_no_valid_header_is_an_error_without_retries(sims, registry_settings):
+    host = sims()
+    role = QuayRole(host)
+    role.accepted_auth = {"Bearer good"}
+    doc = {"auths": {host.host: {"registrytoken": "line\nbreak-secret"}}}
+    secrets = Secrets({("ns", "odd"): {"data": {".dockerconfigjson": base64.b64encode(json.dumps(doc).encode())
+                                                 .decode()}}})
+    ref = ImageRef(host.host, "org/app", digest(1))
+    results = scan_manifests([ScanRequest(ref, (("ns", "odd"),))], registry_settings(), secrets=secrets,
+                             log=RecordingLog())
+    assert (results[ref].state, results[ref].detail) == (
+        ScanState.ERROR, "registry request could not be sent (invalid header value or URL)")
+    assert len(host.requests("GET", SECURITY)) == 1  # the anonymous one
+
+
 def test_global_pull_secret_comes_last_and_secrets_are_not_read_when_not_needed(sims, registry_settings):
     noVulns = compat_bytes("quay", "noVulns.json")
     private, public = sims(), sims()

@@ -7,7 +7,7 @@ import socket
 import time
 from collections import Counter
 
-from registry_sim import (ClairRole, Gauge, QuayRole, RecordingLog, compat_bytes, digest, registry_settings,  # noqa: F401
+from registry_sim import (Gauge, QuayRole, RecordingLog, compat_bytes, digest, registry_settings,  # noqa: F401
                           sim_ca, sims)
 
 from job.model import ImageRef, ScanRequest, ScanState
@@ -205,6 +205,8 @@ def test_every_state(sims, registry_settings):
     role.reports[digest("huge")] = b"{}"
     quay.fault("GET", rf"/api/v1/repository/org/app/manifest/{digest('huge')}/security", huge=3 * 1024 * 1024)
     quay.fault("GET", rf"/api/v1/repository/org/app/manifest/{digest('520')}/security", status=520)
+    quay.fault("GET", rf"/api/v1/repository/org/app/manifest/{digest('not-gzip')}/security", status=200,
+               body=b"plain text", headers={"Content-Encoding": "gzip"})
     quay.fault("GET", rf"/api/v1/repository/org/app/manifest/{digest('denied')}/security", status=401)
     no_api = sims()  # answers 404 to everything
     html_api = sims()
@@ -212,7 +214,7 @@ def test_every_state(sims, registry_settings):
                    headers={"Content-Type": "text/html"})
     gone = f"127.0.0.1:{_refused_port()}"
     refs = {name: ImageRef(quay.host, "org/app", digest(name)) for name in
-            [*docs, "huge", "520", "denied", "missing"]}
+            [*docs, "huge", "520", "denied", "missing", "not-gzip"]}
     refs["no-api"] = ImageRef(no_api.host, "org/app", digest("no-api"))
     refs["html-api"] = ImageRef(html_api.host, "org/app", digest("html-api"))
     refs["gone"] = ImageRef(gone, "org/app", digest("gone"))
@@ -239,11 +241,12 @@ def test_every_state(sims, registry_settings):
     assert got["wrong-shape"] == (ScanState.ERROR, "malformed security document: Layer.Features is not a list")
     assert got["list"] == (ScanState.ERROR, "unexpected security document: [1, 2, 3]")
     assert got["huge"] == (ScanState.ERROR, "registry response larger than 1 MiB")
+    assert got["not-gzip"] == (ScanState.ERROR, "registry answer could not be decoded (bad Content-Encoding)")
     assert got["no-api"] == (ScanState.NO_API, f"no security API at https://{no_api.host} "
                                                "(/.well-known/app-capabilities answered HTTP 404)")
     assert got["html-api"] == (ScanState.NO_API, f"no security API at https://{html_api.host} "
                                                  "(app-capabilities is not JSON: Welcome)")
     assert got["gone"] == (ScanState.UNREACHABLE, "registry unreachable: connection refused")
     assert got["bad-ref"] == (ScanState.ERROR, "invalid repository name '../etc'")
-    assert set(r.state for r in results.values()) == set(ScanState) - {ScanState.NOT_FOUND} | {ScanState.NOT_FOUND}
+    assert {r.state for r in results.values()} == set(ScanState)
     assert len(no_api.requests()) == 1 and len(html_api.requests()) == 1
