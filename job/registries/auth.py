@@ -52,7 +52,7 @@ class AuthFlow:
                 if pulled:
                     return None
                 pulled = True
-                pool.extend(self.store.for_request(request, host))
+                pool.extend(self.store.for_request(request, host=host))
 
         current = next_candidate() if self.demands_auth(host) else None
         while True:

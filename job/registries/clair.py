@@ -222,7 +222,7 @@ class ClairBackend:
             raise Unauthorized(f"Clair refused the job's token (HTTP {reply.status}); check the PSK and issuer")
         return reply
 
-    def scan(self, request: ScanRequest, budget: RetryBudget) -> ScanResult:
+    def scan(self, request: ScanRequest, *, budget: RetryBudget) -> ScanResult:
         ref = request.ref
         try:
             reply = self._report(ref.digest, budget)
@@ -247,7 +247,7 @@ class ClairBackend:
     def _index(self, request: ScanRequest, budget: RetryBudget) -> ScanResult | None:
         """Have Clair index the manifest; a result when that ends the manifest's scan, else None."""
         ref = request.ref
-        manifest = self.registry.pull_manifest(request, budget)
+        manifest = self.registry.pull_manifest(request, budget=budget)
         body = index_body(ref.digest, manifest.layers, manifest.authorization)
         reply = self.client.request("POST", self.base_url + INDEX_PATH, budget=budget, label="Clair",
                                     headers=self._headers(), json_body=body,

@@ -180,7 +180,7 @@ class CredentialStore:
             names.append(self._global)
         return names
 
-    def for_request(self, request: ScanRequest, host: str) -> list[Credential]:
+    def for_request(self, request: ScanRequest, *, host: str) -> list[Credential]:
         """Matching credentials for `host`, most likely first; one per secret, no repeats."""
         out: list[Credential] = []
         seen: set[str] = set()

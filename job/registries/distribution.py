@@ -123,7 +123,7 @@ class RegistryV2:
         self._lock = threading.Lock()
         self._tokens: dict[tuple[str, str, str, str], tuple[str, float]] = {}
 
-    def pull_manifest(self, request: ScanRequest, budget: RetryBudget) -> PulledManifest:
+    def pull_manifest(self, request: ScanRequest, *, budget: RetryBudget) -> PulledManifest:
         ref = request.ref
         host = api_host(ref.host)
         scheme = self.trust.scheme(host)
@@ -148,7 +148,7 @@ class RegistryV2:
     def _authorize(self, request: ScanRequest, url: str, headers: dict[str, str], challenged: Reply,
                    budget: RetryBudget) -> tuple[Reply, str]:
         scheme, params = parse_challenge(challenged.headers.get("WWW-Authenticate", ""))
-        credentials = self.store.for_request(request, request.ref.host)
+        credentials = self.store.for_request(request, host=request.ref.host)
         if scheme == "basic":
             if not credentials:
                 raise Unauthorized(f"registry requires credentials (HTTP 401) and no pull secret has an entry "

@@ -114,7 +114,7 @@ class HarborBackend:
         self.scheme = scheme
         self.host = host
 
-    def scan(self, request: ScanRequest, budget: RetryBudget) -> ScanResult:
+    def scan(self, request: ScanRequest, *, budget: RetryBudget) -> ScanResult:
         ref = request.ref
         if "/" not in ref.repository:
             return ScanResult(ref, ScanState.NOT_FOUND, detail="Harbor repositories are project/name; this one "

@@ -14,7 +14,7 @@ from job.registries.refs import ref_problem
 BACKEND = "offline"
 
 
-def read_report(directory: Path, ref: ImageRef) -> ScanResult:
+def read_report(*, directory: Path, ref: ImageRef) -> ScanResult:
     problem = ref_problem(ref)
     if problem:  # the digest names a file: nothing but sha256:<hex> may
         return ScanResult(ref, ScanState.ERROR, detail=problem, backend=BACKEND)
@@ -45,6 +45,6 @@ def scan_directory(requests: Sequence[ScanRequest], directory: str, *, log: RunL
     results: dict[ImageRef, ScanResult] = {}
     total = len(requests)
     for done, request in enumerate(requests, 1):
-        results[request.ref] = read_report(root, request.ref)
+        results[request.ref] = read_report(directory=root, ref=request.ref)
         log.progress("manifests scanned", done, total)
     return results

@@ -151,8 +151,8 @@ def scan_online(requests: Sequence[ScanRequest], settings: Settings, *, secrets:
     store = CredentialStore(secrets, global_pull_secret=settings.global_pull_secret, log=log)
     auth = AuthFlow(client, store)
     try:
-        router = Router(settings, client=client, auth=auth, registry=RegistryV2(client=client, store=store, trust=trust),
-                        trust=trust, log=log)
+        registry = RegistryV2(client=client, store=store, trust=trust)
+        router = Router(settings, client=client, auth=auth, registry=registry, trust=trust, log=log)
         results: dict[ImageRef, ScanResult] = {}
         started = time.monotonic()
 
@@ -182,7 +182,7 @@ def _scan_one(request: ScanRequest, router: Router, settings: Settings, log: Run
         target = router.backend_for(ref.host)
         if isinstance(target, HostVerdict):
             return ScanResult(ref, target.state, detail=target.detail, backend=target.backend)
-        return target.scan(request, RetryBudget(settings.retry_budget))
+        return target.scan(request, budget=RetryBudget(settings.retry_budget))
     except ScanFailure as exc:
         return ScanResult(ref, exc.state, detail=exc.detail)
     except Exception as exc:  # noqa: BLE001 - one manifest's bug must not end the run

@@ -200,7 +200,7 @@ class QuayBackend:
         self.template = template
         self.token = token
 
-    def scan(self, request: ScanRequest, budget: RetryBudget) -> ScanResult:
+    def scan(self, request: ScanRequest, *, budget: RetryBudget) -> ScanResult:
         ref = request.ref
         page = page_url(self.scheme, self.host, ref)
         if "/" not in ref.repository:

@@ -79,9 +79,10 @@ def test_clair_indexes_an_unknown_manifest_with_layers_fetched_by_token(sims, re
     (indexed,) = clair.indexed
     (token,) = reg.tokens
     blob = f"{registry.url}/v2/team/app/blobs/"
+    bearer = {"Authorization": [f"Bearer {token}"]}
     assert indexed == {"hash": d, "layers": [
-        {"hash": digest("layer", 1), "uri": blob + digest("layer", 1), "headers": {"Authorization": [f"Bearer {token}"]}},
-        {"hash": digest("layer", 2), "uri": blob + digest("layer", 2), "headers": {"Authorization": [f"Bearer {token}"]}},
+        {"hash": digest("layer", 1), "uri": blob + digest("layer", 1), "headers": bearer},
+        {"hash": digest("layer", 2), "uri": blob + digest("layer", 2), "headers": bearer},
         {"hash": digest("layer", 3), "uri": "https://cdn.example.com/layer3", "headers": {}}]}
     # The pull secret's password went to the registry's token service, and nowhere else.
     password_header = "Basic " + base64.b64encode(b"puller:pull-pw").decode()
@@ -148,8 +149,8 @@ def test_harbor_report_with_a_nested_repository(sims, registry_settings):
     harbor.reports[("proj", "team%252Fapp", digest(2))] = b"{}"
     secrets = Secrets({("ns", "pull"): pull_secret(host.host, "robot$ci", "pw")})
     refs = [ImageRef(host.host, "proj/team/app", digest(i)) for i in (1, 2, 3)]
-    results = scan_manifests([ScanRequest(r, (("ns", "pull"),)) for r in refs], registry_settings(harbor_host=(host.host,)),
-                             secrets=secrets, log=RecordingLog())
+    results = scan_manifests([ScanRequest(r, (("ns", "pull"),)) for r in refs],
+                             registry_settings(harbor_host=(host.host,)), secrets=secrets, log=RecordingLog())
     scanned, empty, missing = (results[r] for r in refs)
     assert (scanned.state, scanned.backend) == (ScanState.SCANNED, "harbor")
     assert [(f.name, len(f.vulnerabilities)) for f in scanned.report.features] == [("bash", 1)]

@@ -135,11 +135,11 @@ def test_order_is_pod_then_service_account_then_global_and_reads_are_cached():
         ("openshift-config", "pull-secret"): dockerconfigjson({"quay.io": {"auth": auth_field("global", "2")}}),
     })
     store = CredentialStore(source, global_pull_secret="openshift-config/pull-secret", log=Recorder())
-    found = store.for_request(request(("ns", "pod-secret"), ("ns", "sa-secret")), "quay.io")
+    found = store.for_request(request(("ns", "pod-secret"), ("ns", "sa-secret")), host="quay.io")
     assert [(c.authorization, c.source) for c in found] == [
         (basic("sa", "1"), "pull secret ns/sa-secret"),
         (basic("global", "2"), "pull secret openshift-config/pull-secret")]
-    store.for_request(request(("ns", "pod-secret"), ("ns", "sa-secret")), "quay.io")
+    store.for_request(request(("ns", "pod-secret"), ("ns", "sa-secret")), host="quay.io")
     assert sorted(source.reads) == sorted({("ns", "pod-secret"), ("ns", "sa-secret"),
                                            ("openshift-config", "pull-secret")})
 
@@ -147,9 +147,10 @@ def test_order_is_pod_then_service_account_then_global_and_reads_are_cached():
 def test_missing_global_secret_is_fine_and_silent_and_no_source_means_no_credentials():
     log = Recorder()
     store = CredentialStore(Secrets({}), global_pull_secret="openshift-config/pull-secret", log=log)
-    assert store.for_request(request(), "quay.io") == []
+    assert store.for_request(request(), host="quay.io") == []
     assert log.lines == []
-    assert CredentialStore(None, global_pull_secret="a/b", log=log).for_request(request(("a", "b")), "quay.io") == []
+    no_cluster = CredentialStore(None, global_pull_secret="a/b", log=log)
+    assert no_cluster.for_request(request(("a", "b")), host="quay.io") == []
 
 
 def test_an_unreadable_secret_is_warned_about_once_without_its_content():
@@ -157,8 +158,8 @@ def test_an_unreadable_secret_is_warned_about_once_without_its_content():
     source = Secrets({("ns", "s"): dockerconfigjson({"quay.io": {"auth": auth_field("u", "topsecret")}})},
                      fail={("ns", "s")})
     store = CredentialStore(source, global_pull_secret="", log=log)
-    assert store.for_request(request(("ns", "s")), "quay.io") == []
-    assert store.for_request(request(("ns", "s")), "quay.io") == []
+    assert store.for_request(request(("ns", "s")), host="quay.io") == []
+    assert store.for_request(request(("ns", "s")), host="quay.io") == []
     assert [level for level, _ in log.lines] == ["warning"]
     assert "ns/s" in log.lines[0][1] and "topsecret" not in log.lines[0][1]
 
