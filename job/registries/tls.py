@@ -39,12 +39,16 @@ def system_ca_file() -> str:
 
 
 def read_extra_certs(path: str) -> bytes:
-    """The PEM certificates of a file, or of the *.crt / *.pem files of a folder."""
+    """The PEM certificates of a file, or of the files of a folder, as CSO reads its extra-certs
+    folder: every file (hidden ones, such as a mounted volume's `..data`, aside) that holds a
+    certificate. A folder with none means no extra CAs: that is what the CronJob mounts where
+    neither the CSO Secret nor OpenShift's injected bundle exists."""
     root = Path(path)
     if root.is_dir():
-        files = sorted(p for p in root.iterdir() if p.suffix.lower() in _PEM_SUFFIXES and p.is_file())
+        files = sorted(p for p in root.iterdir() if not p.name.startswith(".") and p.is_file())
+        in_folder = True
     elif root.is_file():
-        files = [root]
+        files, in_folder = [root], False
     else:
         raise ConfigError(f"--extra-certs {path}: no such file or folder")
     chunks = []
@@ -54,14 +58,14 @@ def read_extra_certs(path: str) -> bytes:
         except OSError as exc:
             raise ConfigError(f"--extra-certs: cannot read {file}: {exc.strerror}") from exc
         if _PEM_BEGIN not in data:
+            if in_folder:
+                continue  # a key, a README: not a certificate, not an error
             raise ConfigError(f"--extra-certs: {file} holds no PEM certificate")
         try:
             ssl.create_default_context(cadata=data.decode("ascii", "replace"))
         except ssl.SSLError as exc:
             raise ConfigError(f"--extra-certs: {file} is not a valid PEM certificate ({exc.reason})") from exc
         chunks.append(data.rstrip(b"\n") + b"\n")
-    if not chunks:
-        raise ConfigError(f"--extra-certs {path}: the folder holds no *.crt or *.pem file")
     return b"".join(chunks)
 
 
@@ -79,8 +83,8 @@ class Trust:
                 self._insecure.add(entry.removeprefix("https://"))
         self._bundle_dir: tempfile.TemporaryDirectory[str] | None = None
         system = system_ca_file()
-        if extra_certs:
-            extra = read_extra_certs(extra_certs)
+        extra = read_extra_certs(extra_certs) if extra_certs else b""
+        if extra:
             self._bundle_dir = tempfile.TemporaryDirectory(prefix="imvjob-ca-")
             bundle = Path(self._bundle_dir.name) / "ca-bundle.pem"
             bundle.write_bytes(Path(system).read_bytes().rstrip(b"\n") + b"\n" + extra)

@@ -273,9 +273,6 @@ def test_the_play_runs_with_the_service_accounts_token(installed: Install, sims,
 
 
 
-@pytest.mark.xfail(strict=True, reason="job/registries/tls.py refuses an --extra-certs folder with no *.crt/*.pem "
-                                       "file, which is what the pod mounts on plain Kubernetes (no CSO extra-certs "
-                                       "Secret, nothing injected)")
 def test_the_play_runs_where_no_extra_ca_is_mounted(installed: Install, sims, tmp_path: Path):
     cp = installed.cp
     plain = f"{installed.prefix}-plain"

@@ -40,14 +40,15 @@ def test_without_extra_certs_the_system_store_is_used():
     assert trust.verify("quay.io") == system_ca_file()
 
 
-def test_a_folder_of_certs_reads_crt_and_pem_files_only(tmp_path: Path, pem: Path):
+def test_a_folder_of_certs_reads_every_file_that_holds_one(tmp_path: Path, pem: Path):
     folder = tmp_path / "certs"
     folder.mkdir()
     (folder / "a.crt").write_bytes(pem.read_bytes())
     other = tmp_path / "other.pem"
     trustme.CA().cert_pem.write_to_path(str(other))
-    (folder / "b.pem").write_bytes(other.read_bytes())
+    (folder / "quay-ca").write_bytes(other.read_bytes())  # CSO's Secret keys need no suffix
     (folder / "README").write_text("not a cert")
+    (folder / "..data").mkdir()  # what a mounted Secret or ConfigMap volume holds besides its keys
     data = read_extra_certs(str(folder))
     assert data.count(b"-----BEGIN CERTIFICATE-----") == 2
 
@@ -62,11 +63,12 @@ def test_bad_extra_certs_are_configuration_errors(tmp_path: Path, content: bytes
         read_extra_certs(str(path))
 
 
-def test_missing_or_empty_extra_certs_are_configuration_errors(tmp_path: Path):
+def test_missing_extra_certs_is_an_error_an_empty_folder_means_none(tmp_path: Path):
     with pytest.raises(ConfigError, match="no such file"):
         read_extra_certs(str(tmp_path / "nope"))
-    with pytest.raises(ConfigError, match="no \\*.crt or \\*.pem"):
-        read_extra_certs(str(tmp_path))
+    assert read_extra_certs(str(tmp_path)) == b""
+    trust = Trust(extra_certs=str(tmp_path), insecure_registry=())
+    assert trust.verify("quay.io") == system_ca_file()
 
 
 def test_insecure_hosts_only_are_unverified_and_http_entries_mean_plain_http():
