@@ -17,8 +17,21 @@ from job.report.context import SEVERITIES_DESC, ReportContext
 from job.report.palette import SEVERITY_COLOURS, background, foreground
 from job.report.text import one_line, safe_links
 
-#: templates/ at the project root (the container image copies it next to the package).
-TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
+
+def _templates() -> Path:
+    """templates/ at the top of a checkout; in an installed package, its copy `imvjob_templates`."""
+    source = Path(__file__).resolve().parents[2] / "templates"
+    if (source / "base.html").is_file():
+        return source
+    import importlib.util
+
+    spec = importlib.util.find_spec("imvjob_templates")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("imvjob is installed without its templates (imvjob_templates)")
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+TEMPLATES = _templates()
 
 #: How much detail the page shows at most; the workbook has every row. Coverage is never capped.
 LIMITS = {
