@@ -72,6 +72,10 @@ def _run_stage(stage: Callable[[Settings, RunLog], int], kwargs: dict[str, Any])
     except ImvjobError as exc:
         log.error(str(exc))
         code = exc.exit_code
+    except OSError as exc:  # an output folder that cannot be written, a full disk
+        where = f" {exc.filename}" if exc.filename else ""
+        log.error(f"cannot write{where}: {exc.strerror or exc}")
+        code = EXIT_FATAL
     except KeyboardInterrupt:
         log.error("interrupted")
         code = 130
