@@ -80,6 +80,7 @@ def trend(points: tuple[TrendPoint, ...], *, width: int = 380) -> Markup:
     top = max((p.total for p in points), default=0) or 1
     slot = (width - 20) / max(len(points), 1)
     bar_w = min(38.0, slot * 0.6)
+    labels = _run_labels(points)
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
              f'viewBox="0 0 {width} {height}" role="img" aria-label="Vulnerabilities per run" {_FONT}>',
              f'<line x1="10" y1="{base}" x2="{width - 10}" y2="{base}" stroke="#c5ccd4"/>']
@@ -96,13 +97,15 @@ def trend(points: tuple[TrendPoint, ...], *, width: int = 380) -> Markup:
                          f'fill="{background(sev)}"><title>{escape(sev)}: {value:,}</title></rect>')
         parts.append(f'<text x="{cx:.1f}" y="{y - 4:.1f}" font-size="11" font-weight="600" text-anchor="middle" '
                      f'fill="#1d2430">{point.total:,}</text>')
-        label = "now" if point.current else _short_date(point.taken_at)
+        label = labels[n]
         parts.append(f'<text x="{cx:.1f}" y="{base + 16}" font-size="11" text-anchor="middle" fill="#5b6675">'
                      f'{escape(label)}</text>')
     parts.append("</svg>")
     return Markup("".join(parts))
 
 
-def _short_date(taken_at: str) -> str:
-    # "2026-05-01T10:00:00Z" → "05-01"
-    return taken_at[5:10] if len(taken_at) >= 10 else taken_at
+def _run_labels(points: tuple[TrendPoint, ...]) -> list[str]:
+    """'05-01' per run ("2026-05-01T10:00:00Z"); the time of day for runs that share a day."""
+    days = [p.taken_at[5:10] for p in points]
+    return ["now" if p.current else (p.taken_at[11:16] if days.count(day) > 1 else day) or "?"
+            for p, day in zip(points, days)]

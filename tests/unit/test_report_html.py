@@ -1,6 +1,7 @@
 """The HTML page as a file: self-contained, escaped, honest about coverage, bounded in size."""
 from __future__ import annotations
 
+import re
 from html.parser import HTMLParser
 
 from job.model import ScanState
@@ -101,3 +102,15 @@ def test_large_runs_cap_the_detail_and_point_to_the_workbook_but_list_all_covera
     assert "sheet Vulnerabilities has every row" in words
     # Coverage is never capped: every image not scanned is named.
     assert all(f"{r.image} {short_digest(r.digest)}" in words for r in unscanned)
+
+
+def test_the_trend_chart_names_each_run_by_day_or_by_time_within_a_day():
+    from job.report.charts import trend
+    from job.report.context import TrendPoint
+
+    counts = (0, 0, 1, 2, 3, 4, 0)
+    svg = trend((TrendPoint("2026-05-01T06:00:00Z", counts), TrendPoint("2026-05-02T06:00:00Z", counts),
+                 TrendPoint("2026-05-02T18:30:00Z", counts), TrendPoint("", counts, current=True)))
+    # Each bar: its total above, its run below.
+    assert re.findall(r"<text[^>]*>([^<]*)</text>", str(svg)) == \
+        ["10", "05-01", "10", "06:00", "10", "18:30", "10", "now"]
