@@ -186,7 +186,8 @@ def main() -> None:
             size = f"{(out / file).stat().st_size / 1e6:.1f} MB" if file else ""
             extra = f" entries={r['entries']:,} new={r['new']:,} resolved={r['resolved']:,}" if fmt == "context" else ""
             cpu = f"{r['cpu']:.1f}" if "cpu" in r else ""
-            print(f"  {fmt:<8} {own:>8.1f} {cpu:>7} {r['model']:>9.1f} {r.get('context', 0):>11.1f} {r['peak_mb']:>9.0f}  "
+            print(f"  {fmt:<8} {own:>8.1f} {cpu:>7} {r['model']:>9.1f} {r.get('context', 0):>11.1f} "
+                  f"{r['peak_mb']:>9.0f}  "
                   f"{size}{extra}")
         print(f"  HTML + XLSX rendering: {total:.1f} s (target: under 60 s)")
 

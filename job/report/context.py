@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-from job.model import (SEVERITIES, SEVERITY_RANK, ApplyOutcome, Feature, ImageRef, ScanResult, ScanState,
+from job.model import (SEVERITIES, SEVERITY_RANK, ApplyOutcome, Feature, ImageRef, Pod, ScanResult, ScanState,
                        Snapshot, Vulnerability, Workload)
 from job.report import summary
 from job.report.owners import namespace_owners
@@ -323,11 +323,14 @@ class VulnGroup:
 
 @dataclass(frozen=True, slots=True)
 class _Inputs:
+    """What a context is built from, kept so that an owner's share can be built from it."""
+
     snapshot: Snapshot
     results: dict[ImageRef, ScanResult]
     outcome: ApplyOutcome | None
-    previous: dict | None
+    previous: summary.Previous | None
     settings: Settings
+    pods_by_namespace: dict[str, list[Pod]]
 
 
 @dataclass(slots=True, eq=False)
@@ -372,10 +375,8 @@ class ReportContext:
         return sum(len(i.entries) for i in self.images)
 
     def restrict(self, namespaces: Iterable[str]) -> "ReportContext":
-        """The same report for only these namespaces (an owner's view)."""
-        i = self.inputs
-        return build(snapshot=i.snapshot, results=i.results, outcome=None, previous=i.previous,
-                     settings=i.settings, only=frozenset(namespaces))
+        """The same report for only these namespaces (an owner's view), without the apply outcome."""
+        return _build(self.inputs, only=frozenset(namespaces))
 
     def vulnerability_groups(self, limit: int | None = None) -> tuple[list[VulnGroup], int]:
         """Vulnerabilities grouped by (name, package) across images, most urgent first; and how many
@@ -387,9 +388,21 @@ class ReportContext:
 
 
 def build(*, snapshot: Snapshot, results: dict[ImageRef, ScanResult], outcome: ApplyOutcome | None,
-          previous: dict | None, settings: Settings, only: frozenset[str] | None = None) -> ReportContext:
-    inputs = _Inputs(snapshot, results, outcome, previous, settings)
-    pods = [p for p in snapshot.pods if only is None or p.namespace in only]
+          previous: dict | None, settings: Settings) -> ReportContext:
+    by_namespace: dict[str, list[Pod]] = defaultdict(list)
+    for pod in snapshot.pods:
+        by_namespace[pod.namespace].append(pod)
+    inputs = _Inputs(snapshot, results, outcome, summary.read_previous(previous), settings, dict(by_namespace))
+    return _build(inputs, only=None)
+
+
+def _build(inputs: _Inputs, *, only: frozenset[str] | None) -> ReportContext:
+    snapshot, results, settings = inputs.snapshot, inputs.results, inputs.settings
+    outcome = inputs.outcome if only is None else None
+    if only is None:
+        pods = snapshot.pods
+    else:
+        pods = [p for ns in sorted(only) for p in inputs.pods_by_namespace.get(ns, ())]
 
     # Where each manifest runs, and what each workload runs.
     ref_ns: dict[ImageRef, dict[str, dict[Workload, list[str]]]] = defaultdict(lambda: defaultdict(dict))
@@ -431,11 +444,10 @@ def build(*, snapshot: Snapshot, results: dict[ImageRef, ScanResult], outcome: A
                  for (ns, wl), refs in wl_refs.items()]
     workloads.sort(key=_workload_order)
     namespaces = _namespace_items(workloads, owners)
-    prev = summary.read_previous(previous)
+    prev = inputs.previous
     changes, findings = _changes(workloads, prev, severity_of, scope=snapshot.scope, only=only)
 
-    coverage = _coverage(images.values(), unresolved, snapshot, outcome if only is None else None,
-                         owner_problems, only)
+    coverage = _coverage(images.values(), unresolved, snapshot, outcome, owner_problems, only)
     image_items = sorted(images.values(), key=_image_order)
     totals = _totals(image_items, workloads, namespaces, len(pods), coverage)
     cluster = one_line(settings.cluster_name or snapshot.cluster) or "cluster"
@@ -445,7 +457,7 @@ def build(*, snapshot: Snapshot, results: dict[ImageRef, ScanResult], outcome: A
         headline=headline(totals, changes), totals=totals, images=tuple(image_items),
         workloads=tuple(workloads), namespaces=namespaces, owner_groups=_owner_groups(namespaces),
         coverage=coverage, changes=changes, trend=_trend(prev, totals, only),
-        apply=_apply_summary(outcome) if only is None else None,
+        apply=_apply_summary(outcome),
         findings=findings, severity_of=severity_of, inputs=inputs)
 
 

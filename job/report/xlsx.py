@@ -361,8 +361,8 @@ def _changes(wb: Workbook, styles: _Styles, ctx: ReportContext) -> None:
 
 
 def _coverage(wb: Workbook, styles: _Styles, ctx: ReportContext) -> None:
-    sheet = _Sheet(wb, styles, "Coverage", [("What", 10), ("Subject", 60), ("State", 22), ("Job error", 10), ("Why", 50),
-                                    ("Namespaces", 30), ("Workloads", 50), ("Pods", 8)])
+    sheet = _Sheet(wb, styles, "Coverage", [("What", 10), ("Subject", 60), ("State", 22), ("Job error", 10),
+                                            ("Why", 50), ("Namespaces", 30), ("Workloads", 50), ("Pods", 8)])
     if not ctx.coverage:
         sheet.append(["none", "every running image was scanned and every container's image identified"])
     for c in ctx.coverage:

@@ -27,7 +27,8 @@ def context(previous=None, **settings):
         [make_pod("shop", "web-1", WEB), make_pod("pay", "api-1", API), make_pod("ops", "agent-1", AGENT)],
         owners={"shop": "shop@example.com, oncall@example.com", "pay": "pay@example.com, oncall@example.com",
                 "ops": "sec@example.com"})
-    results = {WEB: make_result(WEB, make_feature("openssl", "3.0.1", make_vuln("CVE-1", "Critical", fixed_by="3.0.13"))),
+    openssl = make_feature("openssl", "3.0.1", make_vuln("CVE-1", "Critical", fixed_by="3.0.13"))
+    results = {WEB: make_result(WEB, openssl),
                API: make_result(API, make_feature("zlib", "1.2", make_vuln("CVE-2", "Low"))),
                AGENT: make_result(AGENT, state=ScanState.QUEUED, detail="queued")}
     return build_context(snapshot=snap, results=results, outcome=None, previous=previous,
@@ -56,7 +57,8 @@ def test_invalid_global_addresses_are_reported_and_left_out():
     ({"mail_min_severity": "Low"}, "", ""),
     # On a first run, everything found is new.
     ({"mail_only_new": True}, "", ""),
-    ({"mail_only_new": True, "mail_min_severity": "Critical"}, "", "nothing new since the previous run at or above Critical"),
+    ({"mail_only_new": True, "mail_min_severity": "Critical"}, "",
+     "nothing new since the previous run at or above Critical"),
 ])
 def test_thresholds(settings, shop, pay):
     ctx = context(**settings)

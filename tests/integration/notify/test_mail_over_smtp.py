@@ -23,7 +23,8 @@ def context(**settings):
     snap = make_snapshot(
         [make_pod("shop", "web-1", WEB), make_pod("pay", "api-1", API), make_pod("ops", "agent-1", AGENT)],
         owners={"shop": "shop@example.com", "pay": "pay@example.com, shop@example.com"})
-    results = {WEB: make_result(WEB, make_feature("openssl", "3.0.1", make_vuln("CVE-1", "Critical", fixed_by="3.0.13"))),
+    openssl = make_feature("openssl", "3.0.1", make_vuln("CVE-1", "Critical", fixed_by="3.0.13"))
+    results = {WEB: make_result(WEB, openssl),
                API: make_result(API, make_feature("zlib", "1.2", make_vuln("CVE-2", "High"))),
                AGENT: make_result(AGENT, state=ScanState.QUEUED, detail="queued")}
     return build_context(snapshot=snap, results=results, outcome=None, previous=None,

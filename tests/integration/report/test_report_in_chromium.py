@@ -120,7 +120,8 @@ def test_a_person_reads_the_report_and_the_page_fetches_nothing(chromium, report
 
     page = Text(dom)
     words = page.words
-    for seen in ("3 Critical and 3 High of 8 vulnerabilities", "What to do", "shop-team@example.com", "payments@example.com",
+    for seen in ("3 Critical and 3 High of 8 vulnerabilities", "What to do", "shop-team@example.com",
+                 "payments@example.com",
                  "StatefulSet/db", "openssl 3.0.1 → 3.0.13", "CVE-2024-0727", "registry.local:5000/ops/agent",
                  "connection refused after 4 retries", "not scanned", "no previous run to compare with",
                  "status has no containerStatuses"):
