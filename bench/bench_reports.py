@@ -117,6 +117,7 @@ def child(fmt: str, args: argparse.Namespace, out: Path) -> dict:
         previous = load_previous(out / "previous.json", current=snapshot)
         ctx = build_context(snapshot=snapshot, results=results, outcome=None, previous=previous,
                             settings=Settings(cluster_name="bench"))
+        del previous  # as in the pipeline: the context keeps what it needs of it
         timings["context"] = time.perf_counter() - t0
         t0, c0 = time.perf_counter(), time.process_time()
         if fmt == "html":

@@ -633,7 +633,8 @@ def _changes(workloads: list[WorkloadItem], prev: summary.Previous | None, sever
     new_sev = list(_ZERO)
     with_new = []
     for w in workloads:
-        new_keys = w.keys - prev.findings.get(w.key, frozenset())
+        had = set(prev.findings.get(w.key, ()))
+        new_keys = [key for key in w.keys if prev.index.get(key, -1) not in had]
         if new_keys:
             w.new_keys = tuple(sorted(new_keys))
             with_new.append(w)
@@ -643,24 +644,22 @@ def _changes(workloads: list[WorkloadItem], prev: summary.Previous | None, sever
     current = {w.key: w for w in workloads}
     resolved: list[Change] = []
     unchecked = 0
-    for wkey, prev_keys in prev.findings.items():
+    for wkey, prev_ids in prev.findings.items():
         ns, kind, name = wkey
         if (only is not None and ns not in only) or (scope is not None and ns not in scope):
             continue  # not looked at this time
         w = current.get(wkey)
-        if w is None:
-            gone, note = prev_keys, "workload no longer running"
-        elif w.complete:
-            gone, note = prev_keys - w.keys, ""
-        else:
-            missing = prev_keys - w.keys
-            unchecked += len(missing)
-            if missing:
-                findings[wkey] = w.keys | missing
+        now = {prev.index.get(key, -1) for key in w.keys} if w is not None else set()
+        gone = [i for i in prev_ids if i not in now]
+        if w is not None and not w.complete:
+            unchecked += len(gone)
+            if gone:
+                findings[wkey] = w.keys | {prev.keys[i] for i in gone}
             continue
-        for package, vuln in gone:
-            resolved.append(Change(ns, f"{kind}/{name}", package, vuln,
-                                   prev.severity.get((package, vuln), "Unknown"), note=note))
+        note = "workload no longer running" if w is None else ""
+        for i in gone:
+            package, vuln = prev.keys[i]
+            resolved.append(Change(ns, f"{kind}/{name}", package, vuln, prev.severities[i], note=note))
     resolved.sort(key=_change_order)
     resolved_sev = list(_ZERO)
     for c in resolved:

@@ -5,6 +5,7 @@ not a new version, a changed or removed one is.
 """
 from __future__ import annotations
 
+from array import array
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +19,7 @@ SCHEMA_VERSION = 1
 #: Runs kept in "history" for the trend chart, the current one included.
 HISTORY_LENGTH = 12
 _DESC = tuple(reversed(SEVERITIES))
+_SEVERITY_NAMES = {s: s for s in SEVERITIES}  # one string object per severity, however many findings
 
 
 def summary_doc(ctx: "ReportContext") -> dict[str, Any]:
@@ -118,9 +120,14 @@ def _findings(ctx: "ReportContext") -> dict[str, Any]:
 
 @dataclass(frozen=True, slots=True)
 class Previous:
+    """The previous run, compactly: a table of (package, vulnerability) keys, and per workload the
+    positions of its keys in that table (a large cluster has close to a million of them)."""
+
     taken_at: str
-    findings: dict[tuple[str, str, str], frozenset[tuple[str, str]]]
-    severity: dict[tuple[str, str], str]
+    keys: list[tuple[str, str]]
+    severities: list[str]  # of each key
+    index: dict[tuple[str, str], int]  # key → position
+    findings: dict[tuple[str, str, str], array]  # (namespace, kind, name) → positions
     history: tuple[tuple[str, tuple[int, ...]], ...]
     images: tuple[tuple[frozenset[str], tuple[int, ...]], ...]  # (namespaces, counts) per image
 
@@ -141,16 +148,21 @@ def read_previous(doc: dict | None) -> Previous | None:
     try:
         table = doc["findings"]["keys"]
         keys = [(str(p), str(v)) for p, v, _sev in table]
-        severity = {(str(p), str(v)): str(s) for p, v, s in table}
-        findings = {(str(ns), str(kind), str(name)): frozenset(keys[i] for i in ids)
-                    for ns, kind, name, ids in doc["findings"]["workloads"]}
+        severities = [_SEVERITY_NAMES.get(s, "Unknown") for _p, _v, s in table]
+        findings = {}
+        for ns, kind, name, ids in doc["findings"]["workloads"]:
+            positions = array("I", ids)
+            if positions and max(positions) >= len(keys):
+                return None
+            findings[(str(ns), str(kind), str(name))] = positions
         history = tuple((str(h["takenAt"]), _by_severity(h["vulnerabilities"])) for h in doc.get("history", ()))
         if not history:
             history = ((str(doc["takenAt"]), _by_severity(doc["totals"]["vulnerabilities"])),)
         images = tuple((frozenset(map(str, i["namespaces"])), _by_severity(i["vulnerabilities"]))
                        for i in doc.get("images", ()))
-        return Previous(str(doc["takenAt"]), findings, severity, history, images)
-    except (KeyError, TypeError, ValueError, IndexError):
+        index = {key: i for i, key in enumerate(keys)}
+        return Previous(str(doc["takenAt"]), keys, severities, index, findings, history, images)
+    except (KeyError, TypeError, ValueError, IndexError, OverflowError):
         return None
 
 
