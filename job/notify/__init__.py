@@ -39,6 +39,7 @@ def notify(ctx: ReportContext, settings: Settings, log: RunLog, *, out_dir: Path
         log.info("no mail: no SMTP server configured")
         return NotifyOutcome(skipped="no SMTP server configured")
     deliveries, problems = plan(ctx, settings.mail_to)
+    problems += [f"{c.subject}: {c.detail}" for c in ctx.coverage if c.kind == "owner"]
     for problem in problems:
         log.warn(problem)
     if not deliveries:
@@ -98,7 +99,7 @@ def _attachments(view: ReportContext, settings: Settings) -> list[Attachment]:
     return out
 
 
-def _scope(item: Outgoing) -> str:
+def _subject(item: Outgoing) -> str:
     return str(item.message["Subject"])
 
 
@@ -142,4 +143,4 @@ def _send(messages: Iterator[Outgoing], settings: Settings, log: RunLog, outcome
                     return
                 continue
             outcome.sent += 1
-            log.info(f"mailed {item.recipient}: {_scope(item)}" + (f" ({note})" if note else ""))
+            log.info(f"mailed {item.recipient}: {_subject(item)}" + (f" ({note})" if note else ""))

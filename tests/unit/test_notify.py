@@ -181,3 +181,16 @@ def test_an_invalid_sender_fails_every_message(tmp_path):
                  QuietLog(), out_dir=tmp_path)
     assert (out.sent, out.failed) == (0, 4)
 
+
+
+def test_rejected_owner_addresses_are_logged_for_the_operator(tmp_path):
+    import io
+
+    from job.log import RunLog
+
+    snap = make_snapshot([make_pod("shop", "web-1", WEB)], owners={"shop": "shop@example.com, team a"})
+    ctx = build_context(snapshot=snap, results={WEB: make_result(WEB)}, outcome=None, previous=None,
+                        settings=make_settings())
+    stream = io.StringIO()
+    notify(ctx, make_settings(check=True), RunLog(stream=stream, progress="never"), out_dir=tmp_path)
+    assert "warning: namespace shop: imvjob/notify: 'team a' is not a mail address" in stream.getvalue()
