@@ -404,50 +404,21 @@ def _build(inputs: _Inputs, *, only: frozenset[str] | None) -> ReportContext:
     else:
         pods = [p for ns in sorted(only) for p in inputs.pods_by_namespace.get(ns, ())]
 
-    # Where each manifest runs, and what each workload runs.
-    ref_ns: dict[ImageRef, dict[str, dict[Workload, list[str]]]] = defaultdict(lambda: defaultdict(dict))
-    wl_pods: dict[tuple[str, Workload], list[str]] = defaultdict(list)
-    wl_refs: dict[tuple[str, Workload], dict[ImageRef, None]] = defaultdict(dict)
-    unresolved: dict[tuple[str, Workload, str, str, str], list[str]] = defaultdict(list)
-    wl_unresolved: dict[tuple[str, Workload], int] = defaultdict(int)
-    for pod in pods:
-        wkey = (pod.namespace, pod.workload)
-        wl_pods[wkey].append(pod.name)
-        wl_refs[wkey]  # every workload is listed, even one whose images are all unknown
-        for c in pod.containers:
-            if c.ref is None:
-                unresolved[(pod.namespace, pod.workload, c.name, c.image, c.problem)].append(pod.name)
-                wl_unresolved[wkey] += 1
-                continue
-            wl_refs[wkey][c.ref] = None
-            ref_ns[c.ref][pod.namespace].setdefault(pod.workload, [])
-            pod_names = ref_ns[c.ref][pod.namespace][pod.workload]
-            if not pod_names or pod_names[-1] != pod.name:
-                pod_names.append(pod.name)
-
+    placed = _place(pods)
     severity_of: dict[FindingKey, str] = {}
-    images = {ref: _image_item(ref, results.get(ref), ref_ns[ref], severity_of) for ref in sorted(ref_ns)}
+    images = {ref: _image_item(ref, results.get(ref), placed.where[ref], severity_of)
+              for ref in sorted(placed.where)}
+    owners, owner_problems = _owners(snapshot, sorted({p.namespace for p in pods}), settings.owner_key)
 
-    owners: dict[str, tuple[str, ...]] = {}
-    owner_problems: list[CoverageItem] = []
-    for ns in sorted({p.namespace for p in pods}):
-        valid, rejected = namespace_owners(snapshot.namespaces.get(ns), settings.owner_key)
-        owners[ns] = valid
-        for item in rejected:
-            owner_problems.append(CoverageItem(
-                kind="owner", subject=f"namespace {ns}", state="invalid owner address",
-                detail=f"{settings.owner_key}: {item!r} is not a mail address; nobody is warned through it",
-                namespaces=(ns,)))
-
-    workloads = [_workload_item(ns, wl, owners[ns], wl_pods[(ns, wl)], [images[r] for r in refs],
-                                wl_unresolved.get((ns, wl), 0))
-                 for (ns, wl), refs in wl_refs.items()]
+    workloads = [_workload_item(ns, wl, owners[ns], placed.pods[(ns, wl)], [images[r] for r in refs],
+                                placed.unresolved_count.get((ns, wl), 0))
+                 for (ns, wl), refs in placed.refs.items()]
     workloads.sort(key=_workload_order)
     namespaces = _namespace_items(workloads, owners)
     prev = inputs.previous
     changes, findings = _changes(workloads, prev, severity_of, scope=snapshot.scope, only=only)
 
-    coverage = _coverage(images.values(), unresolved, snapshot, outcome, owner_problems, only)
+    coverage = _coverage(images.values(), placed.unresolved, snapshot, outcome, owner_problems, only)
     image_items = sorted(images.values(), key=_image_order)
     totals = _totals(image_items, workloads, namespaces, len(pods), coverage)
     cluster = one_line(settings.cluster_name or snapshot.cluster) or "cluster"
@@ -459,6 +430,52 @@ def _build(inputs: _Inputs, *, only: frozenset[str] | None) -> ReportContext:
         coverage=coverage, changes=changes, trend=_trend(prev, totals, only),
         apply=_apply_summary(outcome),
         findings=findings, severity_of=severity_of, inputs=inputs)
+
+
+@dataclass(slots=True)
+class _Placement:
+    """Where each manifest runs and what each workload runs: one pass over the pods."""
+
+    where: dict[ImageRef, dict[str, dict[Workload, list[str]]]]  # ref → namespace → workload → pods
+    pods: dict[tuple[str, Workload], list[str]]
+    refs: dict[tuple[str, Workload], dict[ImageRef, None]]  # ordered sets
+    #: Containers whose manifest is unknown, grouped: (ns, workload, container, image, why) → pods.
+    unresolved: dict[tuple[str, Workload, str, str, str], list[str]]
+    unresolved_count: dict[tuple[str, Workload], int]
+
+
+def _place(pods: Iterable[Pod]) -> _Placement:
+    placed = _Placement(defaultdict(lambda: defaultdict(dict)), defaultdict(list), defaultdict(dict),
+                        defaultdict(list), defaultdict(int))
+    for pod in pods:
+        wkey = (pod.namespace, pod.workload)
+        placed.pods[wkey].append(pod.name)
+        placed.refs[wkey]  # every workload is listed, even one whose images are all unknown
+        for c in pod.containers:
+            if c.ref is None:
+                placed.unresolved[(pod.namespace, pod.workload, c.name, c.image, c.problem)].append(pod.name)
+                placed.unresolved_count[wkey] += 1
+                continue
+            placed.refs[wkey][c.ref] = None
+            pod_names = placed.where[c.ref][pod.namespace].setdefault(pod.workload, [])
+            if not pod_names or pod_names[-1] != pod.name:
+                pod_names.append(pod.name)
+    return placed
+
+
+def _owners(snapshot: Snapshot, namespaces: Iterable[str], key: str,
+            ) -> tuple[dict[str, tuple[str, ...]], list[CoverageItem]]:
+    """Each namespace's valid owner addresses, and a problem for each rejected one."""
+    owners: dict[str, tuple[str, ...]] = {}
+    problems: list[CoverageItem] = []
+    for ns in namespaces:
+        valid, rejected = namespace_owners(snapshot.namespaces.get(ns), key)
+        owners[ns] = valid
+        problems += [CoverageItem(kind="owner", subject=f"namespace {ns}", state="invalid owner address",
+                                  detail=f"{key}: {item!r} is not a mail address; nobody is warned through it",
+                                  namespaces=(ns,))
+                     for item in rejected]
+    return owners, problems
 
 
 def _image_item(ref: ImageRef, result: ScanResult | None, where: dict[str, dict[Workload, list[str]]],
@@ -583,9 +600,12 @@ def _coverage(images: Iterable[ImageItem], unresolved: dict[tuple[str, Workload,
             kind="container", subject=f"{ns}/{wl} container {container}: {one_line(image_text)}",
             state="image not resolved", detail=one_line(problem) or "the image manifest digest is unknown",
             namespaces=(ns,), workloads=(f"{ns}/{wl}",), pods=len(pod_names)))
+    # A container whose image is unknown is also one of the snapshot's problems: list it once.
+    listed = {f"{ns}/{pod} container {container}"
+              for (ns, _wl, container, _image, _why), pod_names in unresolved.items() for pod in pod_names}
     for problem in snapshot.problems:
         ns = problem.where.split("/", 1)[0]
-        if only is not None and ns not in only:
+        if (only is not None and ns not in only) or problem.where in listed:
             continue
         items.append(CoverageItem(kind="pod", subject=one_line(problem.where), state="skipped",
                                   detail=one_line(problem.message), namespaces=(ns,) if "/" in problem.where else ()))

@@ -93,6 +93,16 @@ def test_containers_without_a_known_image_and_skipped_pods_are_coverage_items():
     assert ctx.totals.problems == 1
 
 
+def test_a_container_whose_image_is_unknown_is_listed_once():
+    pod = make_pod("shop", "web-1", WEB, None)  # container c1 is unresolved
+    snap = make_snapshot([pod], problems=[Problem("shop/web-1 container c1", "imageID has no digest"),
+                                          Problem("shop/web-1", "malformed initContainerStatuses entry skipped")])
+    ctx = build(snap, {WEB: web_result()})
+    assert [(c.kind, c.subject) for c in ctx.coverage] == [
+        ("container", "shop/Deployment/web container c1: registry.local/unknown:latest"),
+        ("pod", "shop/web-1")]
+
+
 def test_owners_come_from_the_annotation_and_bad_addresses_are_reported_not_used():
     snap = make_snapshot([make_pod("shop", "web-1", WEB), make_pod("pay", "api-1", API)],
                          owners={"shop": "Shop Team <shop@example.com>, oncall@example.com",
