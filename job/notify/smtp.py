@@ -11,9 +11,9 @@ import ssl
 import time
 from dataclasses import dataclass
 from email.message import EmailMessage
-from pathlib import Path
 from typing import Callable
 
+from job.registries.tls import read_extra_certs
 from job.settings import Settings, read_secret
 
 ATTEMPTS = 3
@@ -38,13 +38,11 @@ class Outgoing:
 
 
 def tls_context(extra_certs: str) -> ssl.SSLContext:
-    """The system trust store, plus the CAs of --extra-certs (a PEM file or a folder of them)."""
+    """The system trust store, plus the CAs of --extra-certs, read as for registries."""
     context = ssl.create_default_context()
-    if extra_certs:
-        path = Path(extra_certs)
-        files = sorted(p for p in path.iterdir() if p.is_file()) if path.is_dir() else [path]
-        for file in files:
-            context.load_verify_locations(cafile=str(file))
+    extra = read_extra_certs(extra_certs) if extra_certs else b""
+    if extra:
+        context.load_verify_locations(cadata=extra.decode("ascii", "replace"))
     return context
 
 

@@ -197,3 +197,20 @@ def test_hostile_text_does_not_reach_headers_or_envelopes(smtp_plain, tmp_path):
 def test_default_ports(security):
     assert smtp.Mailer(make_settings(smtp_host="mail.example", smtp_security=security)).port == \
         {"starttls": 587, "tls": 465}[security]
+
+
+def test_extra_certs_as_a_folder_as_mounted_in_the_cluster(smtp_tls, ca_file, tmp_path):
+    folder = tmp_path / "certs"
+    folder.mkdir()
+    (folder / "ca.crt").write_bytes(ca_file.read_bytes())
+    (folder / "README").write_text("not a certificate")
+    outcome, _log = send(context(), tmp_path, smtp_host="127.0.0.1", smtp_port=smtp_tls.port, smtp_security="tls",
+                         extra_certs=str(folder), mail_to=("sec@example.com",))
+    assert (outcome.sent, outcome.failed) == (3, 0)
+
+
+def test_unreadable_extra_certs_fail_the_mail_not_the_run(smtp_tls, tmp_path):
+    outcome, log = send(context(), tmp_path, smtp_host="127.0.0.1", smtp_port=smtp_tls.port, smtp_security="tls",
+                        extra_certs=str(tmp_path / "missing.pem"), mail_to=("sec@example.com",))
+    assert (outcome.sent, outcome.failed) == (0, 3)
+    assert "no mail sent: --extra-certs" in log
