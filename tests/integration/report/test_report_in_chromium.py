@@ -57,22 +57,23 @@ class Server:
 
 def browse(chromium: str, url: str, tmp: Path, *mode: str) -> tuple[str, list[str]]:
     """Run Chromium once on url; return its stdout and the URLs the page itself requested."""
+    origin = url.split("/", 3)[:3]
     net_log = tmp / f"net-{len(list(tmp.glob('net-*')))}.json"
     profile = tmp / f"profile-{net_log.stem}"
     done = subprocess.run([chromium, *FLAGS, f"--user-data-dir={profile}", f"--log-net-log={net_log}", *mode, url],
                           capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stderr[-2000:]
-    return done.stdout, page_requests(net_log)
+    return done.stdout, page_requests(net_log, "/".join(origin))
 
 
-def page_requests(net_log: Path) -> list[str]:
-    """URLs whose request was started by a page (the browser's own traffic has no page initiator)."""
+def page_requests(net_log: Path, origin: str) -> list[str]:
+    """URLs whose request the page at origin started (the browser's own traffic has no page as initiator)."""
     log = json.loads(net_log.read_text(encoding="utf-8"))
     start_job = log["constants"]["logEventTypes"]["URL_REQUEST_START_JOB"]
     urls = []
     for event in log["events"]:
         params = event.get("params") or {}
-        if event["type"] == start_job and params.get("initiator") not in (None, "not an origin"):
+        if event["type"] == start_job and params.get("initiator") == origin:
             urls.append(params["url"])
     return urls
 
