@@ -310,12 +310,12 @@ def _images(wb: Workbook, styles: _Styles, ctx: ReportContext) -> None:
     sheet = _Sheet(wb, styles, "Images", [
         ("Image", 45), ("Digest", 24), ("State", 14), ("Why not scanned", 30), ("Highest severity", 15),
         *[(s, 10) for s in SEVERITIES_DESC], ("Total", 9), ("Fixable", 9), ("Namespaces", 30),
-        ("Workloads", 50), ("Pods", 8), ("Registry page", 40), ("Scanned by", 10)])
+        ("Workloads", 50), ("Pods", 8), ("Pod names", 50), ("Registry page", 40), ("Scanned by", 10)])
     for i in ctx.images:
         sheet.append([
             i.image, i.digest, i.state, i.detail, sheet.severity(i.counts.highest),
             *_severity_counts(i.counts), i.counts.total, i.counts.fixable, _names(i.namespaces),
-            _names(f"{ns}/{wl}" for ns, wl in i.workloads), len(i.pods), sheet.link(i.page_url),
+            _names(f"{ns}/{wl}" for ns, wl in i.workloads), len(i.pods), _names(i.pods), sheet.link(i.page_url),
             i.backend])
     sheet.close()
 

@@ -70,7 +70,9 @@ def test_images_and_workloads_sheets_count_and_link():
     assert images["quay.io/shop/web"]["Critical"] == 1 and images["quay.io/shop/web"]["Total"] == 2
     assert images["quay.io/shop/queued"]["State"] == "queued"
     assert images["quay.io/shop/queued"]["Why not scanned"] == "queued for scanning"
-    page = next(c for c in wb["Images"]["R"] if c.hyperlink)  # the "Registry page" column
+    assert images["quay.io/shop/web"]["Pod names"] == "shop/web-1, shop/web-2"
+    column = next(c.column_letter for c in wb["Images"][1] if c.value == "Registry page")
+    page = next(c for c in wb["Images"][column] if c.hyperlink)
     assert page.hyperlink.target.startswith("https://quay.io/repository/shop/web/manifest/sha256:")
     web, = [r for r in rows(wb["Workloads"]) if r["Workload"] == "web"]
     assert (web["Namespace"], web["Owners"], web["Pods"], web["Fixable"]) == ("shop", "shop@example.com", 2, 1)
