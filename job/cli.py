@@ -33,7 +33,8 @@ def _setting_options(func: Callable[..., Any]) -> Callable[..., Any]:
         else:
             kwargs["default"] = f.default
             kwargs["type"] = click.Choice(meta["choices"]) if meta["choices"] else type(f.default)
-        func = click.option(flag, f.name, **kwargs)(func)
+        names = ("-o", flag) if f.name == "output" else (flag,)
+        func = click.option(*names, f.name, **kwargs)(func)
     func = click.option("--config", "config", envvar="IMVJOB_CONFIG", show_envvar=True,
                         type=click.Path(dir_okay=False), is_eager=True, expose_value=False,
                         callback=_load_config, help="YAML file of settings (keys as the flags, with _).")(func)
