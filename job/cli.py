@@ -96,58 +96,29 @@ def cli() -> None:
     """
 
 
-@cli.command()
-@_setting_options
-def run(**kwargs: Any) -> None:
-    """The whole play: snapshot, scan, apply, report, notify."""
-    from job import pipeline
-
-    _run_stage(pipeline.run_play, kwargs)
-
-
-@cli.command()
-@_setting_options
-def snapshot(**kwargs: Any) -> None:
-    """List running pods into OUTPUT/snapshot.json."""
-    from job import pipeline
-
-    _run_stage(pipeline.run_snapshot, kwargs)
+#: Subcommands: the whole play, and each stage on its own (name, stage function in job.pipeline, help).
+STAGES = (
+    ("run", "run_play", "The whole play: snapshot, scan, apply, report, notify."),
+    ("snapshot", "run_snapshot", "List running pods into OUTPUT/snapshot.json."),
+    ("scan", "run_scan", "Ask the registries about OUTPUT/snapshot.json's manifests; writes OUTPUT/scan.json."),
+    ("apply", "run_apply", "Diff-apply ImageManifestVulns from OUTPUT/snapshot.json and OUTPUT/scan.json."),
+    ("report", "run_report", "Render report.html, report.xlsx and summary.json from the stage files in OUTPUT."),
+    ("notify", "run_notify", "Mail the reports in OUTPUT to the global list and the namespaces' owners."),
+)
 
 
-@cli.command()
-@_setting_options
-def scan(**kwargs: Any) -> None:
-    """Ask the registries about OUTPUT/snapshot.json's manifests; writes OUTPUT/scan.json."""
-    from job import pipeline
+def _stage_command(name: str, function: str, help_text: str) -> click.Command:
+    def command(**kwargs: Any) -> None:
+        from job import pipeline  # imported on use: `--help` stays fast
 
-    _run_stage(pipeline.run_scan, kwargs)
+        _run_stage(getattr(pipeline, function), kwargs)
 
-
-@cli.command()
-@_setting_options
-def apply(**kwargs: Any) -> None:
-    """Diff-apply ImageManifestVulns from OUTPUT/snapshot.json and OUTPUT/scan.json."""
-    from job import pipeline
-
-    _run_stage(pipeline.run_apply, kwargs)
+    command.__name__ = name
+    return cli.command(name=name, help=help_text)(_setting_options(command))
 
 
-@cli.command()
-@_setting_options
-def report(**kwargs: Any) -> None:
-    """Render report.html, report.xlsx and summary.json from the stage files in OUTPUT."""
-    from job import pipeline
-
-    _run_stage(pipeline.run_report, kwargs)
-
-
-@cli.command()
-@_setting_options
-def notify(**kwargs: Any) -> None:
-    """Mail the reports in OUTPUT to the global list and the namespaces' owners."""
-    from job import pipeline
-
-    _run_stage(pipeline.run_notify, kwargs)
+for _name, _function, _help in STAGES:
+    _stage_command(_name, _function, _help)
 
 
 def main() -> None:
