@@ -124,7 +124,7 @@ def child(fmt: str, args: argparse.Namespace, out: Path) -> dict:
             data = render_html(ctx).encode("utf-8")
             (out / "report.html").write_bytes(data)
         elif fmt == "xlsx":
-            write_xlsx(ctx, out / "report.xlsx")
+            write_xlsx(ctx, dest=out / "report.xlsx")
         elif fmt == "json":
             (out / "summary.json").write_bytes(json_bytes(summary_doc(ctx)))
         if fmt != "context":

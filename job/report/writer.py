@@ -27,7 +27,7 @@ def write_reports(ctx: ReportContext, out_dir: Path) -> list[Path]:
     _replace(html_path, render_html(ctx).encode("utf-8", "replace"))
     tmp = _tmp(xlsx_path)
     try:
-        write_xlsx(ctx, tmp)
+        write_xlsx(ctx, dest=tmp)
         os.replace(tmp, xlsx_path)
     finally:
         tmp.unlink(missing_ok=True)

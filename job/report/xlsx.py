@@ -196,7 +196,7 @@ class _Sheet:
 # --- the sheets -----------------------------------------------------------------------------------
 
 
-def write_xlsx(ctx: ReportContext, dest: Path | BinaryIO) -> None:
+def write_xlsx(ctx: ReportContext, *, dest: Path | BinaryIO) -> None:
     wb = Workbook(write_only=True)
     styles = _Styles(wb)
     for sheet in (_summary, _workloads, _images, _vulnerabilities, _changes, _coverage):
@@ -206,7 +206,7 @@ def write_xlsx(ctx: ReportContext, dest: Path | BinaryIO) -> None:
 
 def xlsx_bytes(ctx: ReportContext) -> bytes:
     buffer = io.BytesIO()
-    write_xlsx(ctx, buffer)
+    write_xlsx(ctx, dest=buffer)
     return buffer.getvalue()
 
 

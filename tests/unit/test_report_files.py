@@ -96,7 +96,7 @@ def test_a_failed_render_leaves_the_previous_summary_in_place(tmp_path, monkeypa
     run(tmp_path, "2026-05-01T06:00:00Z", make_vuln("CVE-1", "High"))
     before = (tmp_path / "summary.json").read_bytes()
 
-    def broken(ctx, dest):
+    def broken(ctx, *, dest):
         raise OSError("disk full")
 
     monkeypatch.setattr("job.report.writer.write_xlsx", broken)
