@@ -20,6 +20,7 @@ from urllib.parse import quote
 import requests
 from requests.adapters import HTTPAdapter
 
+from job.codec import decode_json, encode_json
 from job.errors import ConfigError, Conflict, Forbidden, Invalid, KubeError, LeaseHeld, NotFound
 from job.model import Namespace
 from job.settings import Settings
@@ -28,6 +29,10 @@ IMV_GROUP, IMV_VERSION, IMV_PLURAL = "secscan.quay.redhat.com", "v1alpha1", "ima
 IMV_API = f"/apis/{IMV_GROUP}/{IMV_VERSION}"
 _SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 _METADATA_ONLY = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"
+#: Writes are answered with the object's metadata only (all a write needs back: the new
+#: resourceVersion), not the whole object of up to a megabyte, encoded by the API server and
+#: decoded here for nothing. A server that cannot do that sends the whole object.
+_WRITE_ANSWER = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json"
 _OWNER_PATHS = {"ReplicaSet": "/apis/apps/v1/replicasets", "Job": "/apis/batch/v1/jobs",
                 "ReplicationController": "/api/v1/replicationcontrollers"}
 _ERRORS = {404: NotFound, 409: Conflict, 422: Invalid, 403: Forbidden}
@@ -94,10 +99,8 @@ class Kube:
                 content_type: str = "application/json", accept: str = "application/json",
                 verb: str = "", timeout: float = 60.0) -> Any:
         """One API call with bounded retries on 429/5xx and connection errors; JSON in, JSON out."""
-        import json as _json
-
         verb = verb or method.lower()
-        data = None if body is None else _json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+        data = None if body is None else encode_json(body)
         if method != "GET":
             self.writes.wait()
         attempt = 0
@@ -126,7 +129,7 @@ class Kube:
             if not resp.content:
                 return None
             try:
-                return resp.json()
+                return decode_json(resp.content)
             except ValueError as exc:
                 raise KubeError(f"{method} {path}: the API server answered with no JSON") from exc
 
@@ -223,19 +226,21 @@ class Kube:
     def get_imv(self, namespace: str, name: str) -> dict:
         return self.request("GET", self.imv_path(namespace, name))
 
+    # Writes return {"metadata": …} (the written object's metadata), not the whole object.
+
     def create_imv(self, obj: dict, *, dry_run: bool) -> dict:
         return self.request("POST", self.imv_path(obj["metadata"]["namespace"]), body=obj,
-                            params=_dry(dry_run), verb="create")
+                            params=_dry(dry_run), verb="create", accept=_WRITE_ANSWER)
 
     def update_imv(self, obj: dict, *, dry_run: bool) -> dict:
         meta = obj["metadata"]
         return self.request("PUT", self.imv_path(meta["namespace"], meta["name"]), body=obj,
-                            params=_dry(dry_run), verb="update")
+                            params=_dry(dry_run), verb="update", accept=_WRITE_ANSWER)
 
     def update_imv_status(self, obj: dict, *, dry_run: bool) -> dict:
         meta = obj["metadata"]
         return self.request("PUT", self.imv_path(meta["namespace"], meta["name"], "status"), body=obj,
-                            params=_dry(dry_run), verb="update-status")
+                            params=_dry(dry_run), verb="update-status", accept=_WRITE_ANSWER)
 
     def delete_imv(self, namespace: str, name: str, *, dry_run: bool, resource_version: str = "") -> None:
         body = {"apiVersion": "v1", "kind": "DeleteOptions"}
