@@ -6,6 +6,7 @@ slow for 50,000 pods. The live LIST calls are in job.kube.
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import fnmatch
 import json
@@ -23,6 +24,9 @@ _BARE_HEX = re.compile(r"^[0-9a-f]{64}$")
 _REPO_COMPONENT = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")
 _HOST = re.compile(r"^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*"
                    r"(?::[0-9]+)?$|^\[[0-9a-fA-F:]+\](?::[0-9]+)?$")
+_CRONJOB_JOB = re.compile(r"^(.+)-[0-9]{8,}$")
+#: Kinds whose owner (one level up) names the workload; listed metadata-only when pods name them.
+OWNER_KINDS = ("ReplicaSet", "Job", "ReplicationController")
 _RUNTIME_PREFIXES = ("docker-pullable://", "docker://", "containerd://", "cri-o://")
 #: Docker Hub has several names; the ImageManifestVuln uses the canonical one.
 DOCKER_HUB = "docker.io"
@@ -100,18 +104,26 @@ def resolve_image(image_id: str, image: str, *alternatives: str) -> ImageRef:
 # --- pods ----------------------------------------------------------------------------------
 
 
-def top_owner(meta: Mapping[str, Any], owners: Mapping[tuple[str, str, str], tuple[str, str]]) -> Workload:
-    """The workload behind a pod: its controller owner, one more level up for ReplicaSets, Jobs and
-    ReplicationControllers (Deployment, CronJob, DeploymentConfig), from `owners`
-    ({(namespace, kind, name): (owner kind, owner name)}) or, without that, from naming conventions.
-    """
+def controller_of(meta: Mapping[str, Any]) -> tuple[str, str] | None:
+    """(kind, name) of the pod's controller owner (else its first owner), or None."""
     refs = meta.get("ownerReferences") or []
     controller = next((r for r in refs if isinstance(r, dict) and r.get("controller")), None)
     if controller is None:
         controller = next((r for r in refs if isinstance(r, dict)), None)
     if controller is None or not controller.get("kind") or not controller.get("name"):
+        return None
+    return str(controller["kind"]), str(controller["name"])
+
+
+def top_owner(meta: Mapping[str, Any], owners: Mapping[tuple[str, str, str], tuple[str, str]]) -> Workload:
+    """The workload behind a pod: its controller owner, one more level up for ReplicaSets, Jobs and
+    ReplicationControllers (Deployment, CronJob, DeploymentConfig), from `owners`
+    ({(namespace, kind, name): (owner kind, owner name)}) or, without that, from naming conventions.
+    """
+    controller = controller_of(meta)
+    if controller is None:
         return Workload("Pod", str(meta.get("name", "")))
-    kind, name = str(controller["kind"]), str(controller["name"])
+    kind, name = controller
     parent = owners.get((str(meta.get("namespace", "")), kind, name))
     if parent is not None:
         return Workload(*parent)
@@ -122,7 +134,7 @@ def top_owner(meta: Mapping[str, Any], owners: Mapping[tuple[str, str, str], tup
             return Workload("Deployment", name[: -len(template_hash) - 1])
     elif kind == "Job":
         # CronJobs name their Jobs <cronjob>-<scheduled time in minutes>.
-        match = re.match(r"^(.+)-[0-9]{8,}$", name)
+        match = _CRONJOB_JOB.match(name)
         if match:
             return Workload("CronJob", match.group(1))
     elif kind == "ReplicationController":
@@ -132,8 +144,41 @@ def top_owner(meta: Mapping[str, Any], owners: Mapping[tuple[str, str, str], tup
     return Workload(kind, name)
 
 
+class ParseCache:
+    """Per snapshot: the manifests resolved so far and the strings seen so far. Tens of thousands
+    of containers run a few thousand manifests, and namespace, image and workload names recur in
+    every pod: each is parsed and held once."""
+
+    __slots__ = ("refs", "strings", "workloads")
+
+    def __init__(self) -> None:
+        self.refs: dict[tuple[str, str, str], ImageRef | str] = {}
+        self.strings: dict[str, str] = {}
+        self.workloads: dict[Workload, Workload] = {}
+
+    def text(self, value: str) -> str:
+        return self.strings.setdefault(value, value)
+
+    def resolve(self, image_id: str, status_image: str, spec_image: str) -> ImageRef:
+        key = (image_id, status_image, spec_image)
+        found = self.refs.get(key)
+        if found is None:
+            try:
+                ref = resolve_image(image_id, status_image, spec_image)
+                found = ImageRef(self.text(ref.host), self.text(ref.repository), self.text(ref.digest))
+            except ImageParseError as exc:
+                found = str(exc)
+            self.refs[key] = found
+        if isinstance(found, str):
+            raise ImageParseError(found)
+        return found
+
+    def workload(self, workload: Workload) -> Workload:
+        return self.workloads.setdefault(workload, workload)
+
+
 def parse_pod(pod: Mapping[str, Any], owners: Mapping[tuple[str, str, str], tuple[str, str]],
-              problems: list[Problem]) -> Pod | None:
+              problems: list[Problem], *, cache: ParseCache | None = None) -> Pod | None:
     """One running pod, or None (not running, or malformed: then a Problem is recorded)."""
     meta = pod.get("metadata")
     status = pod.get("status")
@@ -147,11 +192,16 @@ def parse_pod(pod: Mapping[str, Any], owners: Mapping[tuple[str, str, str], tupl
         return None
     if status.get("phase") != "Running":
         return None
+    cache = cache if cache is not None else ParseCache()
+    text = cache.text
     spec = pod.get("spec") if isinstance(pod.get("spec"), dict) else {}
     containers: list[Container] = []
     for kind, spec_key, status_key in _KINDS:
+        statuses = status.get(status_key)
+        if not statuses:
+            continue
         spec_images = {c.get("name"): c.get("image", "") for c in (spec.get(spec_key) or []) if isinstance(c, dict)}
-        for cs in status.get(status_key) or []:
+        for cs in statuses:
             if not isinstance(cs, dict) or not cs.get("name"):
                 problems.append(Problem(where, f"malformed {status_key} entry skipped"))
                 continue
@@ -161,19 +211,19 @@ def parse_pod(pod: Mapping[str, Any], owners: Mapping[tuple[str, str, str], tupl
             spec_image = str(spec_images.get(cs["name"]) or "")
             status_image = str(cs.get("image") or "")
             try:
-                ref: ImageRef | None = resolve_image(image_id, status_image, spec_image)
+                ref: ImageRef | None = cache.resolve(image_id, status_image, spec_image)
                 problem = ""
             except ImageParseError as exc:
                 ref, problem = None, str(exc)
                 problems.append(Problem(f"{where} container {cs['name']}", problem))
-            containers.append(Container(name=str(cs["name"]), kind=kind, image=spec_image or status_image,
+            containers.append(Container(name=text(str(cs["name"])), kind=kind, image=text(spec_image or status_image),
                                         container_id=str(cs.get("containerID") or ""), ref=ref,
                                         problem=problem))
-    pull_secrets = tuple(str(s["name"]) for s in spec.get("imagePullSecrets") or []
+    pull_secrets = tuple(text(str(s["name"])) for s in spec.get("imagePullSecrets") or []
                          if isinstance(s, dict) and s.get("name"))
-    return Pod(namespace=str(meta["namespace"]), name=str(meta["name"]), uid=str(meta.get("uid", "")),
-               workload=top_owner(meta, owners),
-               service_account=str(spec.get("serviceAccountName") or spec.get("serviceAccount") or "default"),
+    return Pod(namespace=text(str(meta["namespace"])), name=str(meta["name"]), uid=str(meta.get("uid", "")),
+               workload=cache.workload(top_owner(meta, owners)),
+               service_account=text(str(spec.get("serviceAccountName") or spec.get("serviceAccount") or "default")),
                pull_secrets=pull_secrets, containers=tuple(containers))
 
 
@@ -205,26 +255,60 @@ def scope_of(settings: Settings, all_namespaces: Iterable[str]) -> tuple[str, ..
     return tuple(sorted(ns for ns in set(all_namespaces) | set(settings.namespace) if in_scope(ns, settings)))
 
 
+class SnapshotBuilder:
+    """Pods parsed page by page as a LIST returns them, so that only one page of raw JSON is held
+    at a time. The workloads that owner objects name (ReplicaSet → Deployment, Job → CronJob) are
+    filled in by finish(), once those owners are known: until then, naming conventions stand in."""
+
+    def __init__(self, settings: Settings, problems: list[Problem] | None = None) -> None:
+        self.settings = settings
+        self.problems = problems if problems is not None else []
+        self.pods: list[Pod] = []
+        #: Kinds of owner objects the pods name (ReplicaSet, Job, ReplicationController).
+        self.owner_kinds: set[str] = set()
+        self._seen: set[str] = set()
+        self._cache = ParseCache()
+        self._controlled: list[tuple[int, tuple[str, str, str]]] = []  # (pod index, (ns, kind, name))
+
+    def add(self, pod_items: Iterable[Any]) -> None:
+        for item in pod_items:
+            if not isinstance(item, dict):
+                self.problems.append(Problem("pod list", "an item that is not an object was skipped"))
+                continue
+            pod = parse_pod(item, {}, self.problems, cache=self._cache)
+            if pod is None or not in_scope(pod.namespace, self.settings):
+                continue
+            if pod.key in self._seen:  # a LIST never repeats a pod; a hand-made file might
+                continue
+            self._seen.add(pod.key)
+            meta = item["metadata"]
+            for ref in meta.get("ownerReferences") or []:
+                if isinstance(ref, dict) and ref.get("kind") in OWNER_KINDS:
+                    self.owner_kinds.add(ref["kind"])
+            controller = controller_of(meta)
+            if controller is not None and controller[0] in OWNER_KINDS:
+                self._controlled.append((len(self.pods), (pod.namespace, *controller)))
+            self.pods.append(pod)
+
+    def finish(self, *, owners: Mapping[tuple[str, str, str], tuple[str, str]], namespaces: Mapping[str, Namespace],
+               cluster: str, source: str, pages: int) -> Snapshot:
+        pods = self.pods
+        for index, key in self._controlled:
+            parent = owners.get(key)
+            if parent is not None:
+                pods[index] = dataclasses.replace(pods[index], workload=self._cache.workload(Workload(*parent)))
+        self._controlled.clear()
+        return Snapshot(taken_at=_now(), cluster=cluster, pods=pods, namespaces=dict(namespaces),
+                        problems=self.problems, source=source, pages=pages,
+                        scope=scope_of(self.settings, list(namespaces) + [p.namespace for p in pods]))
+
+
 def build_snapshot(pod_items: Iterable[Mapping[str, Any]], *, settings: Settings, owners: Mapping,
                    namespaces: Mapping[str, Namespace], cluster: str, source: str, pages: int,
                    problems: list[Problem] | None = None) -> Snapshot:
-    problems = problems if problems is not None else []
-    pods: list[Pod] = []
-    seen: set[str] = set()
-    for item in pod_items:
-        if not isinstance(item, dict):
-            problems.append(Problem("pod list", "an item that is not an object was skipped"))
-            continue
-        pod = parse_pod(item, owners, problems)
-        if pod is None or not in_scope(pod.namespace, settings):
-            continue
-        if pod.key in seen:  # a LIST never repeats a pod; a hand-made file might
-            continue
-        seen.add(pod.key)
-        pods.append(pod)
-    return Snapshot(taken_at=_now(), cluster=cluster, pods=pods, namespaces=dict(namespaces), problems=problems,
-                    source=source, pages=pages,
-                    scope=scope_of(settings, list(namespaces) + [p.namespace for p in pods]))
+    builder = SnapshotBuilder(settings, problems)
+    builder.add(pod_items)
+    return builder.finish(owners=owners, namespaces=namespaces, cluster=cluster, source=source, pages=pages)
 
 
 def _now() -> str:
@@ -318,37 +402,25 @@ def load_pod_list(path: Path, settings: Settings) -> Snapshot:
 
 def take(client: Any, settings: Settings, log: RunLog) -> Snapshot:
     """Live: one paginated LIST of running pods (per selected namespace when --namespace is given),
-    the namespaces (for scope and owner routing), and the ReplicaSets/Jobs owning them (metadata only)."""
+    parsed page by page; the namespaces (for scope and owner routing); and the ReplicaSets/Jobs/
+    ReplicationControllers the pods name (metadata only)."""
     problems: list[Problem] = []
     namespaces = {n.name: n for n in client.list_namespaces(names=settings.namespace)}
-    pods: list[dict] = []
-    pages = 0
+    builder = SnapshotBuilder(settings, problems)
+    pages = listed = 0
     targets: list[str | None] = list(settings.namespace) or [None]
     for ns in targets:
         for page in client.list_pods(namespace=ns, selector=settings.selector, page_size=settings.page_size):
             pages += 1
-            pods.extend(page)
-            log.progress("pods listed", len(pods), len(pods))
-    wanted = _owner_kinds_needed(pods, settings)
+            listed += len(page)
+            builder.add(page)
+            log.progress("pods listed", listed, listed)
     owners: list[dict] = []
-    for kind in sorted(wanted):
+    for kind in sorted(builder.owner_kinds):
         try:
             owners.extend(client.list_metadata(kind, namespaces=settings.namespace))
         except Exception as exc:  # noqa: BLE001 - owners only refine names; never fatal
             problems.append(Problem(f"workloads of kind {kind}", f"cannot list them ({exc}); "
                                     "workload names inferred from naming conventions"))
-    return build_snapshot(pods, settings=settings, owners=owner_index(owners), namespaces=namespaces,
-                          cluster=settings.cluster_name or client.cluster_name, source="cluster", pages=pages,
-                          problems=problems)
-
-
-def _owner_kinds_needed(pods: Iterable[dict], settings: Settings) -> set[str]:
-    kinds: set[str] = set()
-    for pod in pods:
-        meta = pod.get("metadata") or {}
-        if not in_scope(str(meta.get("namespace", "")), settings):
-            continue
-        for ref in meta.get("ownerReferences") or []:
-            if isinstance(ref, dict) and ref.get("kind") in ("ReplicaSet", "Job", "ReplicationController"):
-                kinds.add(ref["kind"])
-    return kinds
+    return builder.finish(owners=owner_index(owners), namespaces=namespaces,
+                          cluster=settings.cluster_name or client.cluster_name, source="cluster", pages=pages)
