@@ -10,7 +10,7 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from job.model import SEVERITIES, SEVERITY_RANK, Feature, ImageRef, ScanResult, ScanState, Snapshot, Vulnerability
 
@@ -120,6 +120,45 @@ def _put(target: dict[str, Any], key: str, value: Any) -> None:
         target[key] = value
 
 
+class _Docs:
+    """The spec of each manifest, built once and shared by every namespace that runs it, from
+    vulnerability and package documents built once too (registries return the same advisory
+    objects for every manifest that has them)."""
+
+    def __init__(self) -> None:
+        self.vulnerabilities: dict[int, dict[str, Any]] = {}
+        self.features: dict[int, dict[str, Any]] = {}
+        self.specs: dict[ImageRef, tuple[dict[str, Any], list[str], bytes, dict[str, Any]]] = {}
+        self._keep: list[Any] = []  # the objects whose id() keys the caches stay alive meanwhile
+
+    def vulnerability(self, v: Vulnerability) -> dict[str, Any]:
+        doc = self.vulnerabilities.get(id(v))
+        if doc is None:
+            doc = self.vulnerabilities[id(v)] = vulnerability_doc(v)
+            self._keep.append(v)
+        return doc
+
+    def feature(self, f: Feature) -> dict[str, Any]:
+        doc = self.features.get(id(f))
+        if doc is None:
+            doc = self.features[id(f)] = feature_doc(f, vulnerability=self.vulnerability)
+            self._keep.append(f)
+        return doc
+
+    def spec(self, result: ScanResult) -> tuple[dict[str, Any], list[str], bytes, dict[str, Any]]:
+        """(spec, shrink steps, canonical JSON of the spec, severity status) of a scanned manifest."""
+        found = self.specs.get(result.ref)
+        if found is None:
+            assert result.report is not None
+            features = result.report.vulnerable_features
+            spec: dict[str, Any] = {"image": result.ref.image, "manifest": result.ref.digest}
+            _put(spec, "namespaceName", result.report.namespace_name)
+            spec["features"] = [self.feature(f) for f in features]
+            spec, shrunk = shrink(spec)
+            found = self.specs[result.ref] = (spec, shrunk, _canonical(spec), severity_status(features))
+        return found
+
+
 def vulnerability_doc(v: Vulnerability) -> dict[str, Any]:
     doc: dict[str, Any] = {}
     _put(doc, "name", v.name)
@@ -133,13 +172,14 @@ def vulnerability_doc(v: Vulnerability) -> dict[str, Any]:
     return doc
 
 
-def feature_doc(f: Feature) -> dict[str, Any]:
+def feature_doc(f: Feature, *, vulnerability: Callable[[Vulnerability], dict[str, Any]] = vulnerability_doc
+                ) -> dict[str, Any]:
     doc: dict[str, Any] = {}
     _put(doc, "name", f.name)
     _put(doc, "versionformat", f.version_format)
     _put(doc, "namespaceName", f.namespace_name)
     _put(doc, "version", f.version)
-    _put(doc, "vulnerabilities", [vulnerability_doc(v) for v in f.vulnerabilities])
+    _put(doc, "vulnerabilities", [vulnerability(v) for v in f.vulnerabilities])
     _put(doc, "basescores", [format_score(s) for s in f.base_scores])
     _put(doc, "cveids", [c for c in f.cve_ids if c])
     return doc
@@ -166,9 +206,22 @@ def severity_status(features: Iterable[Feature]) -> dict[str, Any]:
     return status
 
 
-def content_hash(labels: dict[str, str], spec: dict[str, Any], status: dict[str, Any]) -> str:
-    canonical = json.dumps([labels, spec, status], sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode()).hexdigest()[:32]
+def _canonical(doc: Any) -> bytes:
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def content_hash(labels: dict[str, str], spec: dict[str, Any], status: dict[str, Any], *,
+                 spec_json: bytes | None = None) -> str:
+    """sha256 of the canonical JSON of [labels, spec, status]. `spec_json` is _canonical(spec)
+    when the caller has it already (a spec shared by the namespaces that run one manifest)."""
+    digest = hashlib.sha256(b"[")
+    digest.update(_canonical(labels))
+    digest.update(b",")
+    digest.update(spec_json if spec_json is not None else _canonical(spec))
+    digest.update(b",")
+    digest.update(_canonical(status))
+    digest.update(b"]")
+    return digest.hexdigest()[:32]
 
 
 def pod_labels(affected_pods: dict[str, list[str]]) -> dict[str, str]:
@@ -233,6 +286,7 @@ def _choose(results: list[ScanResult]) -> ScanResult:
 def desired_state(snap: Snapshot, results: dict[ImageRef, ScanResult], *, now: dt.datetime,
                   shard: tuple[int, int] | None = None) -> DesiredState:
     state = DesiredState(scope=snap.scope, shard=shard, last_update=go_time_string(now))
+    docs = _Docs()
     # (namespace, digest) → refs seen and {pod key: container IDs}
     groups: dict[tuple[str, str], tuple[set[ImageRef], dict[str, list[str]]]] = {}
     for pod in snap.pods:
@@ -259,18 +313,14 @@ def desired_state(snap: Snapshot, results: dict[ImageRef, ScanResult], *, now: d
         if result.state is not ScanState.SCANNED or result.report is None:
             state.kept[key] = KeptObject(namespace, name, result.ref, result.state, affected)
             continue
-        features = result.report.vulnerable_features
-        if not features:
+        if not any(f.vulnerabilities for f in result.report.features):
             state.clean.add(key)
             continue
-        spec: dict[str, Any] = {"image": result.ref.image, "manifest": result.ref.digest}
-        _put(spec, "namespaceName", result.report.namespace_name)
-        spec["features"] = [feature_doc(f) for f in features]
-        spec, shrunk = shrink(spec)
-        status = severity_status(features)
-        status["affectedPods"] = affected
+        # Shared by every namespace that runs this manifest: never modified once built.
+        spec, shrunk, spec_json, counts = docs.spec(result)
+        status = {**counts, "affectedPods": affected}
         labels = {MANAGED_BY[0]: MANAGED_BY[1], **pod_labels(affected)}
-        annotations = {HASH_ANNOTATION: content_hash(labels, spec, status)}
+        annotations = {HASH_ANNOTATION: content_hash(labels, spec, status, spec_json=spec_json)}
         if shrunk:
             annotations[SHRUNK_ANNOTATION] = ",".join(shrunk)
         state.objects[key] = DesiredObject(namespace, name, result.ref, labels, annotations, spec, status,
