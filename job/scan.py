@@ -77,4 +77,5 @@ def scan(snap: Snapshot, settings: Settings, log: RunLog, *, client: Any = None)
     requests = scan_requests(snap, sa_pull_secrets=sa_secrets, shard=shard_of(settings))
     log.info(f"{len(requests)} distinct manifests to ask about"
              + (f" (shard {settings.shard or os.environ.get('JOB_COMPLETION_INDEX')})" if shard_of(settings) else ""))
-    return registries.scan_manifests(requests, settings, secrets=client, log=log)
+    # Only vulnerable packages are read after the scan: the others are not kept.
+    return registries.scan_manifests(requests, settings, secrets=client, log=log, vulnerable_only=True)

@@ -19,12 +19,15 @@ __all__ = ["SecretSource", "scan_manifests"]
 
 
 def scan_manifests(requests: Sequence[ScanRequest], settings: Settings, *, secrets: SecretSource | None,
-                   log: RunLog) -> dict[ImageRef, ScanResult]:
-    """{ref: result} for every request; `secrets` reads pull secrets (None: no cluster)."""
+                   log: RunLog, vulnerable_only: bool = False) -> dict[ImageRef, ScanResult]:
+    """{ref: result} for every request; `secrets` reads pull secrets (None: no cluster).
+
+    With `vulnerable_only`, reports hold only the packages that have vulnerabilities (what the
+    stages after the scan read), which keeps thousands of reports small in memory."""
     if settings.secscan_dir:
         from job.registries.offline import scan_directory
 
-        return scan_directory(requests, settings.secscan_dir, log=log)
+        return scan_directory(requests, settings.secscan_dir, log=log, vulnerable_only=vulnerable_only)
     from job.registries.online import scan_online
 
-    return scan_online(requests, settings, secrets=secrets, log=log)
+    return scan_online(requests, settings, secrets=secrets, log=log, vulnerable_only=vulnerable_only)

@@ -13,7 +13,6 @@ Every registry, Clair and token request goes through `HttpClient.request`, which
 from __future__ import annotations
 
 import http.cookiejar
-import json
 import re
 import threading
 import time
@@ -26,6 +25,7 @@ from requests.auth import AuthBase
 from requests.structures import CaseInsensitiveDict
 
 from job import __version__
+from job.codec import decode_json
 from job.registries.breaker import HostBreaker
 from job.registries.failures import BadResponse, Unreachable, excerpt
 from job.registries.retry import UNAVAILABLE, backoff_delay, is_retryable, parse_retry_after
@@ -57,7 +57,7 @@ class Reply:
     def json(self, what: str) -> Any:
         """The body as JSON; garbage (HTML, invalid JSON) is a BadResponse naming `what`."""
         try:
-            return json.loads(self.body)
+            return decode_json(self.body)
         except (ValueError, UnicodeDecodeError):
             kind = self.headers.get("Content-Type", "").split(";")[0].strip() or "no content type"
             raise BadResponse(f"{what} is not JSON ({kind}, HTTP {self.status}): {excerpt(self.body)}") from None

@@ -11,6 +11,7 @@ registry a pod names could advertise it). It never goes to Clair, Harbor or othe
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ import urllib3
 
 from job.errors import ConfigError
 from job.log import RunLog
-from job.model import ImageRef, ScanRequest, ScanResult, ScanState
+from job.model import ImageRef, ScanRequest, ScanResult, ScanState, VulnReport
 from job.registries.auth import AuthFlow
 from job.registries.clair import ClairBackend, decode_psk
 from job.registries.credentials import Credential, CredentialStore, SecretSource
@@ -30,7 +31,7 @@ from job.registries.failures import ScanFailure, excerpt
 from job.registries.harbor import HarborBackend
 from job.registries.http import HttpClient, RetryBudget
 from job.registries.once import Once
-from job.registries.quay import QuayBackend, discover
+from job.registries.quay import QuayBackend, Reader, discover
 from job.registries.refs import api_host, host_matches, ref_problem
 from job.registries.schedule import run_in_lanes
 from job.registries.tls import Trust
@@ -48,8 +49,9 @@ class HostVerdict:
 
 class Router:
     def __init__(self, settings: Settings, *, client: HttpClient, auth: AuthFlow, registry: RegistryV2,
-                 trust: Trust, log: RunLog) -> None:
+                 trust: Trust, log: RunLog, reader: Reader | None = None) -> None:
         self.settings = settings
+        self.reader = reader
         self.client = client
         self.auth = auth
         self.trust = trust
@@ -100,7 +102,8 @@ class Router:
                               f"credentials (restrict with --quay-token-host)")
             elif host_matches(host, self.settings.quay_token_host):
                 token = self.quay_token
-        return QuayBackend(auth=self.auth, scheme=scheme, host=host, template=template, token=token)
+        return QuayBackend(auth=self.auth, scheme=scheme, host=host, template=template, token=token,
+                           reader=self.reader)
 
 
 def _merge(requests: Sequence[ScanRequest]) -> list[ScanRequest]:
@@ -138,8 +141,15 @@ def _summary(results: dict[ImageRef, ScanResult], client: HttpClient, router: Ro
     log.info(f"{len(results)} manifests asked about in {seconds:.1f}s")
 
 
+def _vulnerable_only(result: ScanResult) -> ScanResult:
+    report = result.report
+    if report is None or all(f.vulnerabilities for f in report.features):
+        return result
+    return dataclasses.replace(result, report=VulnReport(report.namespace_name, report.vulnerable_features))
+
+
 def scan_online(requests: Sequence[ScanRequest], settings: Settings, *, secrets: SecretSource | None,
-                log: RunLog) -> dict[ImageRef, ScanResult]:
+                log: RunLog, vulnerable_only: bool = False) -> dict[ImageRef, ScanResult]:
     requests = _merge(requests)
     trust = Trust(extra_certs=settings.extra_certs, insecure_registry=settings.insecure_registry)
     for host in trust.unverified_hosts:
@@ -152,7 +162,8 @@ def scan_online(requests: Sequence[ScanRequest], settings: Settings, *, secrets:
     auth = AuthFlow(client, store)
     try:
         registry = RegistryV2(client=client, store=store, trust=trust)
-        router = Router(settings, client=client, auth=auth, registry=registry, trust=trust, log=log)
+        router = Router(settings, client=client, auth=auth, registry=registry, trust=trust, log=log,
+                        reader=Reader(vulnerable_only=vulnerable_only))
         results: dict[ImageRef, ScanResult] = {}
         started = time.monotonic()
 
@@ -160,7 +171,8 @@ def scan_online(requests: Sequence[ScanRequest], settings: Settings, *, secrets:
             return _scan_one(request, router, settings, log)
 
         def collect(request: ScanRequest, result: ScanResult) -> None:
-            results[request.ref] = result
+            # Clair and Harbor reports list every package too: only the vulnerable ones are kept.
+            results[request.ref] = _vulnerable_only(result) if vulnerable_only else result
             log.progress("manifests scanned", len(results), len(requests))
 
         run_in_lanes(requests, lane_of=lambda r: router.lane(r.ref), work=scan_one,

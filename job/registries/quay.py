@@ -9,6 +9,9 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+import orjson
+
+from job.codec import gc_paused
 from job.model import (Feature, ImageRef, ScanRequest, ScanResult, ScanState, Vulnerability, VulnReport,
                        normalize_severity)
 from job.registries.auth import AuthFlow
@@ -112,6 +115,47 @@ def _cvss(metadata: Any) -> tuple[float | None, str]:
     return _score(cvss.get("Score")), vector if isinstance(vector, str) else ""
 
 
+class Reader:
+    """How one run reads security documents. Each distinct advisory is built once and shared by
+    every manifest that lists it: a cluster's images share most of their base layers, so the
+    same advisories recur in hundreds of reports. With `vulnerable_only`, packages without
+    vulnerabilities are left out of the reports (nothing after the scan reads them, and they
+    are most of an image's packages); a malformed one still makes the document malformed."""
+
+    def __init__(self, *, vulnerable_only: bool = False) -> None:
+        self.vulnerable_only = vulnerable_only
+        self._advisories: dict[tuple, Vulnerability] = {}
+
+    def vulnerability(self, doc: Any, where: str) -> Vulnerability:
+        key = _advisory_key(doc)
+        if key is None:
+            return _vulnerability(doc, where)
+        found = self._advisories.get(key)
+        if found is None:
+            found = self._advisories.setdefault(key, _vulnerability(doc, where))
+        return found
+
+    def skips(self, doc: Any) -> bool:
+        return (self.vulnerable_only and isinstance(doc, dict) and not doc.get("Vulnerabilities")
+                and isinstance(doc.get("Name"), str) and bool(doc["Name"]))
+
+
+def _advisory_key(doc: Any) -> tuple | None:
+    """Everything a Vulnerability is made of, as a dict key; None when that cannot be (then the
+    entry is built as it is, and judged malformed or not)."""
+    if not isinstance(doc, dict):
+        return None
+    metadata = doc.get("Metadata")
+    try:
+        key = (doc.get("Name"), doc.get("Severity"), doc.get("NamespaceName"), doc.get("Description"),
+               doc.get("Link"), doc.get("FixedBy"),
+               None if metadata is None else orjson.dumps(metadata, option=orjson.OPT_SORT_KEYS))
+        hash(key)
+    except (TypeError, orjson.JSONEncodeError):
+        return None
+    return key
+
+
 def _vulnerability(doc: Any, where: str) -> Vulnerability:
     if not isinstance(doc, dict):
         raise Shape(f"{where} is not an object")
@@ -132,7 +176,7 @@ def _vulnerability(doc: Any, where: str) -> Vulnerability:
     )
 
 
-def _feature(doc: Any, where: str) -> Feature:
+def _feature(doc: Any, where: str, reader: Reader | None = None) -> Feature:
     if not isinstance(doc, dict):
         raise Shape(f"{where} is not an object")
     name = _text(doc, "Name", where)
@@ -148,11 +192,12 @@ def _feature(doc: Any, where: str) -> Feature:
         base_scores=tuple(s for s in (_score(v) for v in _list(doc, "BaseScores", where))
                           if s is not None),
         cve_ids=tuple(c for c in _list(doc, "CVEIds", where) if isinstance(c, str)),
-        vulnerabilities=tuple(_vulnerability(v, f"{where}.Vulnerabilities[{i}]") for i, v in enumerate(vulns)),
+        vulnerabilities=tuple((reader.vulnerability if reader else _vulnerability)(v, f"{where}.Vulnerabilities[{i}]")
+                              for i, v in enumerate(vulns)),
     )
 
 
-def parse_layer(data: Any) -> VulnReport:
+def parse_layer(data: Any, reader: Reader | None = None) -> VulnReport:
     """A report from the `data` part ({"Layer": …}) of a scanned response. Raises Shape."""
     if not isinstance(data, dict) or not isinstance(data.get("Layer"), dict):
         raise Shape("data has no Layer object")
@@ -160,11 +205,12 @@ def parse_layer(data: Any) -> VulnReport:
     features = _list(layer, "Features", "Layer")
     return VulnReport(
         namespace_name=_text(layer, "NamespaceName", "Layer"),
-        features=tuple(_feature(f, f"Layer.Features[{i}]") for i, f in enumerate(features)),
+        features=tuple(_feature(f, f"Layer.Features[{i}]", reader) for i, f in enumerate(features)
+                       if reader is None or not reader.skips(f)),
     )
 
 
-def parse_security_response(doc: Any) -> tuple[ScanState, VulnReport | None, str]:
+def parse_security_response(doc: Any, reader: Reader | None = None) -> tuple[ScanState, VulnReport | None, str]:
     """(state, report, detail) of a Quay security API document {"status", "data"}.
 
     Only a "scanned" document carries a report: Quay's UI fixtures put a Layer under other
@@ -177,7 +223,7 @@ def parse_security_response(doc: Any) -> tuple[ScanState, VulnReport | None, str
         if doc.get("data") is None:
             return ScanState.ERROR, None, "status scanned but the document has no data"
         try:
-            return ScanState.SCANNED, parse_layer(doc["data"]), ""
+            return ScanState.SCANNED, parse_layer(doc["data"], reader), ""
         except Shape as exc:
             return ScanState.ERROR, None, f"malformed security document: {exc}"
     if status in _STATUS_STATES:
@@ -193,7 +239,8 @@ class QuayBackend:
     name = "quay"
 
     def __init__(self, *, auth: AuthFlow, scheme: str, host: str, template: str,
-                 token: Credential | None) -> None:
+                 token: Credential | None, reader: Reader | None = None) -> None:
+        self.reader = reader
         self.auth = auth
         self.scheme = scheme
         self.host = host
@@ -220,7 +267,8 @@ class QuayBackend:
             if reply.status != 200:
                 state, detail = state_for_status(reply, "registry")
                 return ScanResult(ref, state, detail=detail, backend=self.name, page_url=page)
-            state, report, detail = parse_security_response(reply.json("security response"))
+            with gc_paused():  # a report is thousands of new objects, none in a cycle
+                state, report, detail = parse_security_response(reply.json("security response"), self.reader)
         except ScanFailure as exc:
             return ScanResult(ref, exc.state, detail=exc.detail, backend=self.name, page_url=page)
         return ScanResult(ref, state, report=report, detail=detail, backend=self.name, page_url=page)
