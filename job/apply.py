@@ -57,82 +57,114 @@ class _Applier:
         self.state, self.kube, self.settings, self.outcome = state, kube, settings, outcome
         self.dry_run = settings.check
 
-    # Each task returns (bucket, key) where bucket is an ApplyOutcome list name.
+    # Each task returns the name of the ApplyOutcome list its object goes to.
 
-    def create(self, obj: DesiredObject) -> str:
-        manifest = obj.manifest(self.state.last_update)
-        status = manifest.pop("status")
-        created = self.kube.create_imv(manifest, dry_run=self.dry_run)
-        if self.settings.diff:
-            self.outcome.diffs[obj.key] = diff_text(obj.key, "", _view(obj.labels, obj.spec, obj.status))
-        if not self.dry_run:  # a dry-run create leaves nothing whose status could be written
-            self._write_status(created, status)
-        return "created"
+    def _put(self, current: dict[str, Any], *, labels: dict[str, str], annotations: dict[str, str],
+             spec: Any) -> dict[str, Any]:
+        meta = {**current["metadata"], "labels": labels, "annotations": annotations}
+        body = {"apiVersion": API_VERSION, "kind": KIND, "metadata": meta, "spec": spec}
+        return self.kube.update_imv(body, dry_run=self.dry_run)
 
-    def _write_status(self, current: dict[str, Any], status: dict[str, Any]) -> dict[str, Any]:
+    def _put_status(self, current: dict[str, Any], status: dict[str, Any]) -> dict[str, Any]:
+        meta = current["metadata"]
         body = {"apiVersion": API_VERSION, "kind": KIND,
-                "metadata": {"name": current["metadata"]["name"], "namespace": current["metadata"]["namespace"],
-                             "resourceVersion": current["metadata"]["resourceVersion"]},
-                "status": status}
+                "metadata": {"name": meta["name"], "namespace": meta["namespace"],
+                             "resourceVersion": meta["resourceVersion"]},
+                "status": {**status, "lastUpdate": self.state.last_update}}
         return self.kube.update_imv_status(body, dry_run=self.dry_run)
 
+    def _converge(self, current: dict[str, Any], *, labels: dict[str, str], annotations: dict[str, str],
+                  spec: Any, status: dict[str, Any]) -> bool:
+        """Write what differs, in an order that keeps two promises at every moment in between:
+        every pod label has its key in status.affectedPods (the console's pod tab breaks
+        otherwise), and the content hash is written last, so a run cut short between two writes
+        never leaves a hash that vouches for content the object does not have."""
+        meta = current["metadata"]
+        old_labels, old_annotations = meta.get("labels") or {}, meta.get("annotations") or {}
+        status_changed = _status_without_time(current) != status
+        if not status_changed:
+            if (labels, annotations, spec) == (old_labels, old_annotations, current.get("spec")):
+                return False
+            self._put(current, labels=labels, annotations=annotations, spec=spec)
+            return True
+        # Before the status: the new spec, pod labels removed (not yet added), the old hash kept.
+        interim_labels = {k: v for k, v in labels.items() if k in old_labels or not _is_pod_label(k, v)}
+        interim_annotations = {k: v for k, v in annotations.items() if k != HASH_ANNOTATION}
+        if HASH_ANNOTATION in old_annotations:
+            interim_annotations[HASH_ANNOTATION] = old_annotations[HASH_ANNOTATION]
+        if (interim_labels, interim_annotations, spec) != (old_labels, old_annotations, current.get("spec")):
+            current = self._put(current, labels=interim_labels, annotations=interim_annotations, spec=spec)
+        current = self._put_status(current, status)
+        if (labels, annotations) != (interim_labels, interim_annotations):
+            self._put(current, labels=labels, annotations=annotations, spec=spec)
+        return True
+
+    def _retrying(self, key: str, attempt: Callable[[dict[str, Any]], bool], first: dict[str, Any]) -> str:
+        """Run one object's writes; on a conflict, read it again and redo them."""
+        for tries in range(_CONFLICT_RETRIES):
+            current = first if tries == 0 and "spec" in first else \
+                self.kube.get_imv(first["metadata"]["namespace"], first["metadata"]["name"])
+            try:
+                return "updated" if attempt(current) else "unchanged"
+            except Conflict:
+                continue
+        raise Conflict(f"{key}: still changing under us after {_CONFLICT_RETRIES} tries")
+
+    def create(self, obj: DesiredObject) -> str:
+        """Created bare (no pod labels, no hash), then brought to the desired content like any other."""
+        bare = {"apiVersion": API_VERSION, "kind": KIND,
+                "metadata": {"name": obj.name, "namespace": obj.namespace,
+                             "labels": {k: v for k, v in obj.labels.items() if not _is_pod_label(k, v)},
+                             "annotations": {k: v for k, v in obj.annotations.items() if k != HASH_ANNOTATION}},
+                "spec": obj.spec}
+        # The server answers writes with metadata only; the rest is what was just sent.
+        created = {**bare, "metadata": self.kube.create_imv(bare, dry_run=self.dry_run)["metadata"]}
+        if self.settings.diff:
+            self.outcome.diffs[obj.key] = diff_text(obj.key, "", _view(obj.labels, obj.spec, obj.status))
+        if not self.dry_run:  # a dry-run create leaves nothing to write a status to
+            self._retrying(obj.key, lambda current: self._converge(
+                current, labels=obj.labels, annotations=obj.annotations, spec=obj.spec, status=obj.status), created)
+        return "created"
+
     def update(self, obj: DesiredObject, existing: dict[str, Any]) -> str:
-        """Bring one object to the desired content: spec/labels and status, each only if changed."""
-        for attempt in range(_CONFLICT_RETRIES):
-            current = existing if attempt == 0 and "spec" in existing else \
-                self.kube.get_imv(obj.namespace, obj.name)
+        """Bring one object to the desired content."""
+
+        def attempt(current: dict[str, Any]) -> bool:
             meta = current["metadata"]
             labels = merged_labels(meta.get("labels") or {}, obj.labels)
             annotations = {k: v for k, v in (meta.get("annotations") or {}).items() if k != SHRUNK_ANNOTATION}
             annotations.update(obj.annotations)
-            spec_changed = (current.get("spec") != obj.spec or labels != (meta.get("labels") or {})
-                            or annotations != (meta.get("annotations") or {}))
-            status_changed = _status_without_time(current) != obj.status
-            if not spec_changed and not status_changed:
-                return "unchanged"
             if self.settings.diff:
-                self.outcome.diffs[obj.key] = diff_text(
-                    obj.key, _view(meta.get("labels") or {}, current.get("spec"), _status_without_time(current)),
-                    _view(labels, obj.spec, obj.status))
-            try:
-                if spec_changed:
-                    body = {"apiVersion": API_VERSION, "kind": KIND,
-                            "metadata": {**meta, "labels": labels, "annotations": annotations}, "spec": obj.spec}
-                    current = self.kube.update_imv(body, dry_run=self.dry_run)
-                if status_changed:
-                    self._write_status(current, {**obj.status, "lastUpdate": self.state.last_update})
-                return "updated"
-            except Conflict:
-                continue
-        raise Conflict(f"{obj.key}: still changing under us after {_CONFLICT_RETRIES} tries")
+                before = _view(meta.get("labels") or {}, current.get("spec"), _status_without_time(current))
+                after = _view(labels, obj.spec, obj.status)
+                if before != after:
+                    self.outcome.diffs[obj.key] = diff_text(obj.key, before, after)
+            return self._converge(current, labels=labels, annotations=annotations, spec=obj.spec, status=obj.status)
+
+        return self._retrying(obj.key, attempt, existing)
 
     def refresh_pods(self, kept: KeptObject, existing: dict[str, Any]) -> str:
         """A manifest not scanned this run: keep what the object says, follow only the pods."""
         self.outcome.kept.append(kept.key)
-        for _ in range(_CONFLICT_RETRIES):
-            current = self.kube.get_imv(kept.namespace, kept.name)
+
+        def attempt(current: dict[str, Any]) -> bool:
             meta = current["metadata"]
             old_labels = meta.get("labels") or {}
             ours = old_labels.get(MANAGED_BY[0]) == MANAGED_BY[1] or self.settings.adopt
             labels = merged_labels(old_labels, {**pod_labels(kept.affected_pods),
                                                 **(dict([MANAGED_BY]) if ours else {})})
-            status = _status_without_time(current)
-            new_status = {**status, "affectedPods": kept.affected_pods}
-            if labels == old_labels and new_status == status:
-                return "unchanged"
+            status = {**_status_without_time(current), "affectedPods": kept.affected_pods}
+            if labels == old_labels and status == _status_without_time(current):
+                return False
+            # The content no longer matches the hash: drop it, so the next scan compares in full.
+            annotations = {k: v for k, v in (meta.get("annotations") or {}).items() if k != HASH_ANNOTATION}
             if self.settings.diff:
-                self.outcome.diffs[kept.key] = diff_text(kept.key, _view(old_labels, None, status),
-                                                         _view(labels, None, new_status))
-            try:
-                if labels != old_labels:
-                    current = self.kube.update_imv({**current, "metadata": {**meta, "labels": labels}},
-                                                   dry_run=self.dry_run)
-                if new_status != status:
-                    self._write_status(current, {**new_status, "lastUpdate": self.state.last_update})
-                return "updated"
-            except Conflict:
-                continue
-        raise Conflict(f"{kept.key}: still changing under us after {_CONFLICT_RETRIES} tries")
+                self.outcome.diffs[kept.key] = diff_text(kept.key, _view(old_labels, None, _status_without_time(current)),
+                                                         _view(labels, None, status))
+            return self._converge(current, labels=labels, annotations=annotations, spec=current.get("spec"),
+                                  status=status)
+
+        return self._retrying(kept.key, attempt, {"metadata": existing["metadata"]})
 
     def delete(self, key: str, meta: dict[str, Any]) -> str:
         if self.settings.diff:

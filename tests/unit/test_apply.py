@@ -99,3 +99,66 @@ def test_write_offline_is_kubectl_applyable_yaml(tmp_path) -> None:
     assert [d["metadata"]["namespace"] for d in docs] == ["a", "b"]
     assert all(d["kind"] == "ImageManifestVuln" and d["status"]["lastUpdate"] for d in docs)
     assert outcome.created == [f"a/{REF1.name}", f"b/{REF1.name}"]
+
+
+class ObjectStore:
+    """One object as the API server keeps it; checks the console's invariant after every write."""
+
+    def __init__(self, obj: dict) -> None:
+        self.obj = obj
+        self.writes: list[str] = []
+        self.rv = 1
+
+    def _check(self) -> None:
+        labels = self.obj["metadata"].get("labels") or {}
+        keys = set((self.obj.get("status") or {}).get("affectedPods") or {})
+        pod_labels = {k for k, v in labels.items() if v == "true" and "." not in k.split("/")[0]}
+        assert pod_labels <= keys, f"label without its affectedPods key after {self.writes}"
+
+    def _bump(self) -> dict:
+        self.rv += 1
+        self.obj["metadata"]["resourceVersion"] = str(self.rv)
+        self._check()
+        return {"metadata": dict(self.obj["metadata"])}
+
+    def update_imv(self, body: dict, *, dry_run: bool) -> dict:
+        self.writes.append("update")
+        self.obj = {**self.obj, "metadata": dict(body["metadata"]), "spec": body["spec"]}
+        return self._bump()
+
+    def update_imv_status(self, body: dict, *, dry_run: bool) -> dict:
+        self.writes.append("status")
+        self.obj = {**self.obj, "status": body["status"]}
+        return self._bump()
+
+
+def _applier(store: ObjectStore):
+    from job.apply import _Applier
+    from job.desired import DesiredState
+    from job.settings import Settings
+
+    return _Applier(DesiredState(last_update="t"), store, Settings(), None)
+
+
+def test_pods_replaced_never_leave_a_label_without_its_key_and_hash_comes_last() -> None:
+    labels = {"app.kubernetes.io/managed-by": "imvjob", "ns/old": "true", "ns/stays": "true"}
+    store = ObjectStore({"metadata": {"name": "n", "namespace": "ns", "resourceVersion": "1", "labels": labels,
+                                      "annotations": {HASH_ANNOTATION: "old"}},
+                         "spec": {"image": "x"},
+                         "status": {"affectedPods": {"ns/old": [], "ns/stays": []}, "lastUpdate": "t0"}})
+    new_labels = {"app.kubernetes.io/managed-by": "imvjob", "ns/new": "true", "ns/stays": "true"}
+    changed = _applier(store)._converge(store.obj, labels=new_labels, annotations={HASH_ANNOTATION: "new"},
+                                        spec={"image": "x"}, status={"affectedPods": {"ns/new": [], "ns/stays": []}})
+    assert changed and store.writes == ["update", "status", "update"]
+    assert store.obj["metadata"]["labels"] == new_labels
+    assert store.obj["metadata"]["annotations"][HASH_ANNOTATION] == "new"
+
+
+def test_nothing_to_do_writes_nothing() -> None:
+    obj = {"metadata": {"name": "n", "namespace": "ns", "resourceVersion": "1", "labels": {"ns/p": "true"},
+                        "annotations": {HASH_ANNOTATION: "h"}},
+           "spec": {"image": "x"}, "status": {"affectedPods": {"ns/p": []}, "lastUpdate": "t0"}}
+    store = ObjectStore(obj)
+    assert not _applier(store)._converge(obj, labels={"ns/p": "true"}, annotations={HASH_ANNOTATION: "h"},
+                                         spec={"image": "x"}, status={"affectedPods": {"ns/p": []}})
+    assert store.writes == []
