@@ -146,7 +146,9 @@ class _Docs:
         return doc
 
     def spec(self, result: ScanResult) -> tuple[dict[str, Any], list[str], bytes, dict[str, Any]]:
-        """(spec, shrink steps, canonical JSON of the spec, severity status) of a scanned manifest."""
+        """(spec, shrink steps, canonical JSON of the spec, severity status) of a scanned manifest.
+        Kept until forget_specs(): the caller goes manifest by manifest, so that only one
+        manifest's canonical JSON (up to a megabyte) is held at a time."""
         found = self.specs.get(result.ref)
         if found is None:
             assert result.report is not None
@@ -157,6 +159,9 @@ class _Docs:
             spec, shrunk = shrink(spec)
             found = self.specs[result.ref] = (spec, shrunk, _canonical(spec), severity_status(features))
         return found
+
+    def forget_specs(self) -> None:
+        self.specs.clear()
 
 
 def vulnerability_doc(v: Vulnerability) -> dict[str, Any]:
@@ -298,7 +303,16 @@ def desired_state(snap: Snapshot, results: dict[ImageRef, ScanResult], *, now: d
             ids = pods.setdefault(pod.key, [])
             if container.container_id and container.container_id not in ids:
                 ids.append(container.container_id)
-    for (namespace, digest), (refs, affected) in sorted(groups.items()):
+    objects: dict[tuple[str, str], DesiredObject] = {}
+    kept: dict[tuple[str, str], KeptObject] = {}
+    digest_now = ""
+    # Manifest by manifest (then namespace by namespace): a spec is built and encoded once for
+    # all the namespaces that run it.
+    for namespace, digest in sorted(groups, key=lambda group: (group[1], group[0])):
+        if digest != digest_now:
+            docs.forget_specs()
+            digest_now = digest
+        refs, affected = groups[(namespace, digest)]
         name = digest.replace(":", ".")
         if not state.owns(namespace, name):
             continue
@@ -307,11 +321,11 @@ def desired_state(snap: Snapshot, results: dict[ImageRef, ScanResult], *, now: d
         key = f"{namespace}/{name}"
         if not candidates:
             ref = min(refs)
-            state.kept[key] = KeptObject(namespace, name, ref, ScanState.ERROR, affected)
+            kept[(namespace, digest)] = KeptObject(namespace, name, ref, ScanState.ERROR, affected)
             continue
         result = _choose(candidates)
         if result.state is not ScanState.SCANNED or result.report is None:
-            state.kept[key] = KeptObject(namespace, name, result.ref, result.state, affected)
+            kept[(namespace, digest)] = KeptObject(namespace, name, result.ref, result.state, affected)
             continue
         if not any(f.vulnerabilities for f in result.report.features):
             state.clean.add(key)
@@ -323,6 +337,9 @@ def desired_state(snap: Snapshot, results: dict[ImageRef, ScanResult], *, now: d
         annotations = {HASH_ANNOTATION: content_hash(labels, spec, status, spec_json=spec_json)}
         if shrunk:
             annotations[SHRUNK_ANNOTATION] = ",".join(shrunk)
-        state.objects[key] = DesiredObject(namespace, name, result.ref, labels, annotations, spec, status,
-                                           annotations[HASH_ANNOTATION])
+        objects[(namespace, digest)] = DesiredObject(namespace, name, result.ref, labels, annotations, spec, status,
+                                                     annotations[HASH_ANNOTATION])
+    docs.forget_specs()
+    state.objects = {obj.key: obj for _, obj in sorted(objects.items())}
+    state.kept = {obj.key: obj for _, obj in sorted(kept.items())}
     return state

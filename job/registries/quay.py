@@ -6,6 +6,7 @@ secscan-dir path uses it too). I/O: `QuayBackend`, one GET per manifest.
 """
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -147,9 +148,12 @@ def _advisory_key(doc: Any) -> tuple | None:
         return None
     metadata = doc.get("Metadata")
     try:
+        # The metadata by a digest of its canonical JSON: an exact-size key (what orjson returns
+        # has room for more than it holds).
+        digest = None if metadata is None else \
+            hashlib.blake2b(orjson.dumps(metadata, option=orjson.OPT_SORT_KEYS), digest_size=16).digest()
         key = (doc.get("Name"), doc.get("Severity"), doc.get("NamespaceName"), doc.get("Description"),
-               doc.get("Link"), doc.get("FixedBy"),
-               None if metadata is None else orjson.dumps(metadata, option=orjson.OPT_SORT_KEYS))
+               doc.get("Link"), doc.get("FixedBy"), digest)
         hash(key)
     except (TypeError, orjson.JSONEncodeError):
         return None
