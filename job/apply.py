@@ -215,11 +215,17 @@ def _list_existing(kube: Any, state: DesiredState) -> list[dict[str, Any]]:
     return items
 
 
+def lease_name(settings: Settings, shard: tuple[int, int] | None) -> str:
+    """The Lease of the run, or of its shard: the shards of one run own disjoint objects and apply
+    at once, each against the same shard of another run."""
+    return settings.lease_name if shard is None else f"{settings.lease_name}-shard-{shard[0]}-of-{shard[1]}"
+
+
 def apply(state: DesiredState, kube: Any, settings: Settings, log: RunLog) -> ApplyOutcome:
     """Live apply, guarded by a Lease (not needed for --check, which writes nothing)."""
     if settings.check:
         return _apply(state, kube, settings, log)
-    with kube.lease(namespace=settings.lease_namespace or kube.own_namespace, name=settings.lease_name,
+    with kube.lease(namespace=settings.lease_namespace or kube.own_namespace, name=lease_name(settings, state.shard),
                     wait=settings.lease_wait):
         return _apply(state, kube, settings, log)
 

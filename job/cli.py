@@ -104,6 +104,7 @@ STAGES = (
     ("apply", "run_apply", "Diff-apply ImageManifestVulns from OUTPUT/snapshot.json and OUTPUT/scan.json."),
     ("report", "run_report", "Render report.html, report.xlsx and summary.json from the stage files in OUTPUT."),
     ("notify", "run_notify", "Mail the reports in OUTPUT to the global list and the namespaces' owners."),
+    ("merge", "run_merge", "Sharded runs: one report and mail from every shard's files in OUTPUT/shard-*/."),
 )
 
 

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from job import apply as apply_stage
-from job import codec, desired, notify, report, scan, snapshot
+from job import codec, desired, notify, report, scan, shards, snapshot
 from job.log import RunLog
 from job.model import ApplyOutcome, ImageRef, ScanResult, Snapshot
 from job.settings import Settings
@@ -103,12 +103,69 @@ def run_play(settings: Settings, log: RunLog, client=None) -> int:
     snap = take_snapshot(settings, log, client)
     results = run_scan_stage(snap, settings, log, client)
     outcome = run_apply_stage(snap, results, settings, log, client)
+    shard = scan.shard_of(settings)
+    if shard is not None:
+        return _finish_shard(snap, results, outcome, settings, log, shard)
     ctx = run_report_stage(snap, results, outcome, settings, log)
     log.task("notify")
     sent = notify.notify(ctx, settings, log, out_dir=_out(settings))
     line, code = recap(snap, results, outcome, sent.failed)
     log.recap(line)
     return code
+
+
+# --- sharded runs (job.shards) ---------------------------------------------------------
+
+
+def _finish_shard(snap: Snapshot, results: dict[ImageRef, ScanResult], outcome: ApplyOutcome,
+                  settings: Settings, log: RunLog, shard: tuple[int, int]) -> int:
+    """A shard writes its stage files instead of a report; the last shard to finish merges."""
+    index, count = shard
+    out, run = _out(settings), shards.run_id()
+    line, code = recap(snap, results, outcome)
+    log.task("shard")
+    folder = shards.write_shard(out, index=index, count=count, snap=snap, results=results, outcome=outcome,
+                                exit_code=code, run=run)
+    log.info(f"shard {index} of {count} (run {run or '?'}): stage files in {folder}; the report comes from "
+             "merging every shard's files")
+    log.recap(line.replace("imvjob:", f"imvjob shard {index}/{count}:", 1))
+    if not run:
+        log.info(f"no run id ({shards.RUN_ID_ENV}): run `imvjob merge` once every shard has finished")
+        return code
+    waiting = shards.missing(out, run=run, count=count)
+    if waiting:
+        log.info(f"shard {', '.join(map(str, waiting))} still running: the last shard to finish merges")
+        return code
+    lock = shards.claim_merge(out, run)
+    if lock is None:
+        log.info("every shard has finished; another one merges")
+        return code
+    try:
+        merged = _merge(settings, log)
+    except BaseException:
+        lock.unlink(missing_ok=True)  # so that a retry of this shard merges
+        raise
+    shards.forget_other_locks(out, lock)
+    return max(code, merged)
+
+
+def _merge(settings: Settings, log: RunLog) -> int:
+    log.task("merge")
+    merged = shards.merge(_out(settings))
+    run = merged.markers[0].run_id if merged.markers else ""
+    log.info(f"{len(merged.markers)} shards of run {run or '?'}: {len(merged.snapshot.pods)} pods, "
+             f"{len(merged.results)} manifests")
+    ctx = run_report_stage(merged.snapshot, merged.results, merged.outcome, settings, log)
+    log.task("notify")
+    sent = notify.notify(ctx, settings, log, out_dir=_out(settings))
+    line, code = recap(merged.snapshot, merged.results, merged.outcome, sent.failed)
+    log.recap(line)
+    return code
+
+
+def run_merge(settings: Settings, log: RunLog) -> int:
+    """`imvjob merge`: one report (and mail) from every shard's files in OUTPUT/shard-*/."""
+    return _merge(settings, log)
 
 
 # --- stages on their own, through the stage files ---------------------------------------
