@@ -50,5 +50,16 @@ unit: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/lint-imports
 
+## The whole play on a synthetic 50,000-pod cluster in a real control plane: figures per stage
+## (BENCHMARKS.md). BENCH_ARGS for more, e.g. BENCH_ARGS="--json bench.json --latency 0.1".
+bench: $(STAMP) controlplane
+	KUBEBUILDER_ASSETS="$${KUBEBUILDER_ASSETS:-$$(bash tests/controlplane/build.sh)}" \
+	  $(PY) bench/bench_play.py $(BENCH_ARGS)
+
+## The same on 1,000 pods, in under a minute.
+bench-small: $(STAMP) controlplane
+	KUBEBUILDER_ASSETS="$${KUBEBUILDER_ASSETS:-$$(bash tests/controlplane/build.sh)}" \
+	  $(PY) bench/bench_play.py --small $(BENCH_ARGS)
+
 clean:
 	rm -rf $(VENV) reports/demo .pytest_cache
