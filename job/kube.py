@@ -32,6 +32,7 @@ _METADATA_ONLY = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=
 #: Writes are answered with the object's metadata only (all a write needs back: the new
 #: resourceVersion), not the whole object of up to a megabyte, encoded by the API server and
 #: decoded here for nothing. A server that cannot do that sends the whole object.
+_IMV_METADATA = ("name", "namespace", "uid", "resourceVersion", "labels", "annotations")
 _WRITE_ANSWER = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json"
 _OWNER_PATHS = {"ReplicaSet": "/apis/apps/v1/replicasets", "Job": "/apis/batch/v1/jobs",
                 "ReplicationController": "/api/v1/replicationcontrollers"}
@@ -217,10 +218,14 @@ class Kube:
         return path
 
     def list_imv_metadata(self, *, namespace: str | None = None, page_size: int = 500) -> list[dict]:
-        """Every ImageManifestVuln's metadata (labels and annotations), without the large spec."""
+        """Every ImageManifestVuln's metadata (names, labels, annotations), without the large spec.
+        Only those fields are kept, page by page: managedFields alone are most of each item, and
+        a large cluster has tens of thousands of items."""
         out: list[dict] = []
         for page in self.list_pages(self.imv_path(namespace), page_size=page_size, accept=_METADATA_ONLY):
-            out.extend(page)
+            for item in page:
+                meta = item.get("metadata") or {}
+                out.append({"metadata": {k: meta[k] for k in _IMV_METADATA if k in meta}})
         return out
 
     def get_imv(self, namespace: str, name: str) -> dict:

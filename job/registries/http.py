@@ -155,8 +155,11 @@ class HttpClient:
         self.trust = trust
         self.max_bytes = max(1, settings.max_response_mb) * 1024 * 1024
         self.session = requests.Session()
-        # Proxies from HTTP(S)_PROXY / NO_PROXY; CA trust never from the environment (see tls.py).
-        self.session.trust_env = True
+        # Proxies from HTTP(S)_PROXY / NO_PROXY, read once per host (_proxies): requests would read
+        # the whole environment again on every request. CA trust never from the environment (see
+        # tls.py), nor credentials (~/.netrc).
+        self.session.trust_env = False
+        self._proxies: dict[tuple[str, str], dict[str, str]] = {}
         self.session.auth = _NoNetrc()
         self.session.headers["User-Agent"] = USER_AGENT
         # Registries are untrusted: keep no cookies from one request to the next.
@@ -191,6 +194,15 @@ class HttpClient:
 
     def close(self) -> None:
         self.session.close()
+
+    def _proxies_for(self, url: str) -> dict[str, str]:
+        """The environment's proxies for this scheme and host ({} when NO_PROXY bypasses them)."""
+        parts = urlsplit(url)
+        key = (parts.scheme, parts.netloc.lower())
+        found = self._proxies.get(key)
+        if found is None:
+            found = self._proxies[key] = requests.utils.get_environ_proxies(url)
+        return found
 
     # --- requests -------------------------------------------------------------------------
 
@@ -283,7 +295,8 @@ class HttpClient:
                    timeout: tuple[float, float], attempts: int) -> Reply:
         host = _netloc(url)
         response = self.session.request(method, url, headers=headers, json=json_body, timeout=timeout,
-                                        verify=self.trust.verify(host), allow_redirects=False, stream=True)
+                                        verify=self.trust.verify(host), allow_redirects=False, stream=True,
+                                        proxies=self._proxies_for(url))
         try:
             declared = response.headers.get("Content-Length", "")
             if declared.isdigit() and int(declared) > self.max_bytes:

@@ -117,15 +117,17 @@ def _cvss(metadata: Any) -> tuple[float | None, str]:
 
 
 class Reader:
-    """How one run reads security documents. Each distinct advisory is built once and shared by
-    every manifest that lists it: a cluster's images share most of their base layers, so the
-    same advisories recur in hundreds of reports. With `vulnerable_only`, packages without
+    """How one run reads security documents. Each distinct advisory, and each distinct package
+    with its advisories, is built once and shared by every manifest that lists it: a cluster's
+    images share most of their base layers, so the same packages and advisories recur in
+    hundreds of reports. With `vulnerable_only`, packages without
     vulnerabilities are left out of the reports (nothing after the scan reads them, and they
     are most of an image's packages); a malformed one still makes the document malformed."""
 
     def __init__(self, *, vulnerable_only: bool = False) -> None:
         self.vulnerable_only = vulnerable_only
         self._advisories: dict[tuple, Vulnerability] = {}
+        self._packages: dict[tuple, Feature] = {}
 
     def vulnerability(self, doc: Any, where: str) -> Vulnerability:
         key = _advisory_key(doc)
@@ -134,6 +136,27 @@ class Reader:
         found = self._advisories.get(key)
         if found is None:
             found = self._advisories.setdefault(key, _vulnerability(doc, where))
+        return found
+
+    def feature(self, doc: Any, where: str) -> Feature:
+        if not isinstance(doc, dict):
+            return _feature(doc, where, self)
+        vulns = doc.get("Vulnerabilities")
+        if not isinstance(vulns, list) or not isinstance(doc.get("BaseScores") or [], list) \
+                or not isinstance(doc.get("CVEIds") or [], list):
+            return _feature(doc, where, self)
+        # The package's own fields, and its advisories by identity: the Feature kept here holds
+        # them, so their ids stay theirs.
+        advisories = tuple(self.vulnerability(v, f"{where}.Vulnerabilities[{i}]") for i, v in enumerate(vulns))
+        key = (doc.get("Name"), doc.get("Version"), doc.get("VersionFormat"), doc.get("NamespaceName"),
+               doc.get("AddedBy"), tuple(doc.get("BaseScores") or ()), tuple(doc.get("CVEIds") or ()),
+               tuple(map(id, advisories)))
+        try:
+            found = self._packages.get(key)
+        except TypeError:  # something unhashable in there: built (and judged) as it is
+            return _feature(doc, where, self, advisories)
+        if found is None:
+            found = self._packages.setdefault(key, _feature(doc, where, self, advisories))
         return found
 
     def skips(self, doc: Any) -> bool:
@@ -180,7 +203,8 @@ def _vulnerability(doc: Any, where: str) -> Vulnerability:
     )
 
 
-def _feature(doc: Any, where: str, reader: Reader | None = None) -> Feature:
+def _feature(doc: Any, where: str, reader: Reader | None = None,
+             vulnerabilities: tuple[Vulnerability, ...] | None = None) -> Feature:
     if not isinstance(doc, dict):
         raise Shape(f"{where} is not an object")
     name = _text(doc, "Name", where)
@@ -196,8 +220,9 @@ def _feature(doc: Any, where: str, reader: Reader | None = None) -> Feature:
         base_scores=tuple(s for s in (_score(v) for v in _list(doc, "BaseScores", where))
                           if s is not None),
         cve_ids=tuple(c for c in _list(doc, "CVEIds", where) if isinstance(c, str)),
-        vulnerabilities=tuple((reader.vulnerability if reader else _vulnerability)(v, f"{where}.Vulnerabilities[{i}]")
-                              for i, v in enumerate(vulns)),
+        vulnerabilities=vulnerabilities if vulnerabilities is not None else tuple(
+            (reader.vulnerability if reader else _vulnerability)(v, f"{where}.Vulnerabilities[{i}]")
+            for i, v in enumerate(vulns)),
     )
 
 
@@ -209,8 +234,8 @@ def parse_layer(data: Any, reader: Reader | None = None) -> VulnReport:
     features = _list(layer, "Features", "Layer")
     return VulnReport(
         namespace_name=_text(layer, "NamespaceName", "Layer"),
-        features=tuple(_feature(f, f"Layer.Features[{i}]", reader) for i, f in enumerate(features)
-                       if reader is None or not reader.skips(f)),
+        features=tuple(reader.feature(f, f"Layer.Features[{i}]") if reader else _feature(f, f"Layer.Features[{i}]")
+                       for i, f in enumerate(features) if reader is None or not reader.skips(f)),
     )
 
 

@@ -46,3 +46,18 @@ def test_advisories_differing_in_anything_stay_apart() -> None:
     _, first, _ = parse_security_response(doc, reader)
     _, second, _ = parse_security_response(other, reader)
     assert first != second
+
+
+def test_the_same_package_in_two_reports_is_one_object_unless_anything_differs() -> None:
+    doc = compat_json("quay", "mixedVulns.json")
+    reader = Reader(vulnerable_only=True)
+    _, first, _ = parse_security_response(doc, reader)
+    _, second, _ = parse_security_response(copy.deepcopy(doc), reader)
+    assert all(a is b for a, b in zip(first.features, second.features))
+    other = copy.deepcopy(doc)
+    feature = next(f for f in other["data"]["Layer"]["Features"] if f.get("Vulnerabilities"))
+    feature["AddedBy"] = "sha256:" + "0" * 64  # the same package added by another layer
+    _, third, _ = parse_security_response(other, reader)
+    changed = next(f for f in third.features if f.added_by == "sha256:" + "0" * 64)
+    assert changed not in first.features and changed.vulnerabilities == \
+        next(f for f in first.features if f.name == changed.name and f.version == changed.version).vulnerabilities
