@@ -154,10 +154,13 @@ def play_child(spec_file: str) -> None:
         }
 
     play0 = time.perf_counter()
+    # The stages as pipeline.run_play wires them (gc.freeze included).
     with stage("snapshot"):
         snap = pipeline.take_snapshot(settings, log, client)
+        gc.freeze()
     with stage("scan"):
         results = pipeline.run_scan_stage(snap, settings, log, client)
+        gc.freeze()
     with stage("apply"):
         outcome = pipeline.run_apply_stage(snap, results, settings, log, client)
     with stage("report"):
@@ -183,6 +186,47 @@ def play_child(spec_file: str) -> None:
         "keys": {"created": outcome.created, "updated": outcome.updated, "deleted": outcome.deleted},
     }
     Path(spec["result"]).write_text(json.dumps(result))
+
+
+def scan_child(spec_file: str) -> None:
+    """The scan alone (the registries part of the scan stage), in a fresh process."""
+    spec = json.loads(Path(spec_file).read_text())
+    from job.log import QuietLog
+    from job.model import ImageRef, ScanRequest
+    from job.registries import scan_manifests
+    from job.settings import Settings
+
+    settings = Settings(**{k: tuple(v) if isinstance(v, list) else v for k, v in spec["settings"].items()})
+    requests = [ScanRequest(ImageRef(*ref)) for ref in spec["refs"]]
+    wall0, cpu0 = time.perf_counter(), time.process_time()
+    results = scan_manifests(requests, settings, secrets=None, log=QuietLog(), vulnerable_only=True)
+    Path(spec["result"]).write_text(json.dumps({
+        "wall_s": time.perf_counter() - wall0, "cpu_s": time.process_time() - cpu0, "manifests": len(results)}))
+
+
+def scan_sweep(concurrencies: list[int], args: argparse.Namespace, cluster: synth.Cluster, registry: "Registry",
+               workdir: Path, settings: dict[str, Any]) -> list[dict[str, Any]]:
+    """The registry part of the scan at several concurrency settings: wall time against the
+    latency-bound ideal (manifests / concurrency x latency)."""
+    refs = [[registry.hosts[m.host], m.repository, m.digest] for m in cluster.manifests[:args.manifests]]
+    out = []
+    for concurrency in concurrencies:
+        registry.command("reset")
+        spec_file, result_file = workdir / f"scan-{concurrency}.spec.json", workdir / f"scan-{concurrency}.json"
+        spec_file.write_text(json.dumps({
+            "refs": refs, "result": str(result_file),
+            "settings": {k: settings[k] for k in ("extra_certs", "insecure_registry")} | {
+                "registry_concurrency": concurrency,
+                "registry_host_concurrency": max(args.registry_host_concurrency, -(-concurrency // args.hosts))}}))
+        subprocess.run([sys.executable, __file__, "--scan-child", str(spec_file)], cwd=REPO, check=True)
+        r = json.loads(result_file.read_text())
+        stats = registry.command("stats")
+        r.update(concurrency=concurrency, ideal_s=len(refs) / concurrency * args.latency,
+                 max_in_flight=stats["max_in_flight"],
+                 requests=sum(h["security"] for h in stats["hosts"].values()))
+        out.append(r)
+        say(f"  scan alone at concurrency {concurrency}: {r['wall_s']:.1f} s, ideal {r['ideal_s']:.1f} s")
+    return out
 
 
 # --- the registry simulator, in a process of its own ---------------------------------------------
@@ -686,7 +730,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--json", type=Path, help="write every figure to this JSON file")
     parser.add_argument("--keep", action="store_true", help="keep the work folder (reports, logs)")
+    parser.add_argument("--scan-sweep", default="8,16,32",
+                        help="also time the registry part of the scan alone at these concurrencies "
+                             "(comma-separated; '' for none)")
     parser.add_argument("--play", help=argparse.SUPPRESS)
+    parser.add_argument("--scan-child", help=argparse.SUPPRESS)
     parser.add_argument("--serve-registry", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.play:
@@ -695,13 +743,16 @@ def main() -> None:
     if args.serve_registry:
         serve_registry(args.serve_registry)
         return
+    if args.scan_child:
+        scan_child(args.scan_child)
+        return
     if args.small:
         args.pods, args.manifests = SMALL["pods"], SMALL["manifests"]
 
     began = time.perf_counter()
     doc: dict[str, Any] = {"machine": machine(), "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
-                           "parameters": {k: v for k, v in vars(args).items() if k not in ("play", "serve_registry",
-                                                                                            "json")}}
+                           "parameters": {k: v for k, v in vars(args).items()
+                                          if k not in ("play", "serve_registry", "scan_child", "json")}}
     say(f"imvjob play benchmark: {args.pods:,} pods, {args.manifests:,} manifests, ~{args.vulns} vulnerabilities "
         f"each; registry latency {args.latency * 1000:.0f} ms on {args.hosts} hosts")
     cluster = synth.build(pods=args.pods, manifests=args.manifests, vulns=args.vulns, hosts=args.hosts,
@@ -747,6 +798,8 @@ def main() -> None:
         want = expected_writes(before, after)
         doc["expected"]["churn"] = {k: len(v) for k, v in want.items()}
         doc["runs"].append(run_play("churn", args, cp, registry, workdir, settings))
+        sweep = [int(x) for x in args.scan_sweep.split(",") if x.strip()]
+        doc["scan_sweep"] = scan_sweep(sweep, args, cluster, registry, workdir, settings) if sweep else []
         keys = doc["runs"][-1].pop("keys")
         doc["expected"]["churn_keys_match"] = all(set(keys[k]) == want[k] for k in want)
         for r in doc["runs"]:
@@ -774,6 +827,12 @@ def main() -> None:
           + (f" [models timed on {p['k8s_pages']} pages, scaled]" if p["k8s_pages"] != p["pages"] else ""))
     for r in doc["runs"]:
         print_run(r)
+    if doc.get("scan_sweep"):
+        print(f"\nthe registry part of the scan alone ({args.manifests:,} manifests, {args.latency * 1000:.0f} ms):")
+        for r in doc["scan_sweep"]:
+            print(f"   concurrency {r['concurrency']:>3}: {r['wall_s']:6.1f} s wall, {r['cpu_s']:6.1f} s CPU, "
+                  f"ideal {r['ideal_s']:5.1f} s -> {r['wall_s'] / r['ideal_s']:.2f}x "
+                  f"(max {r['max_in_flight']} in flight, {r['requests']:,} requests)")
     c = doc["churn"]
     print(f"\nrollout: {c['workloads']} workloads, {c['pods']:,} pods, {c['new_manifests']} new manifests; "
           f"expected writes {doc['expected']['churn']}")

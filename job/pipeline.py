@@ -6,6 +6,7 @@ can be replayed or debugged stage by stage. This module only wires stages togeth
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import sys
 from pathlib import Path
 
@@ -100,8 +101,21 @@ def run_play(settings: Settings, log: RunLog, client=None) -> int:
     registries (a replay); with --pods too, nothing live is used at all."""
     if client is None and not settings.offline:
         client = _kube(settings)
+    try:
+        return _play(settings, log, client)
+    finally:
+        gc.unfreeze()
+
+
+def _play(settings: Settings, log: RunLog, client) -> int:
+    # The snapshot and the scan results live until the end of the run: once built, the cyclic
+    # garbage collector stops going through them (gc.freeze), so that each later collection
+    # costs what the stage at hand allocates, not everything the run holds (hundreds of
+    # thousands of objects on a large cluster). Refcounting frees them as usual.
     snap = take_snapshot(settings, log, client)
+    gc.freeze()
     results = run_scan_stage(snap, settings, log, client)
+    gc.freeze()
     outcome = run_apply_stage(snap, results, settings, log, client)
     shard = scan.shard_of(settings)
     if shard is not None:

@@ -14,6 +14,7 @@ import re
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
 
+from job.codec import gc_paused
 from job.errors import ConfigError
 from job.log import RunLog
 from job.model import Container, ContainerKind, ImageRef, Namespace, Pod, Problem, Snapshot, Workload
@@ -271,6 +272,10 @@ class SnapshotBuilder:
         self._controlled: list[tuple[int, tuple[str, str, str]]] = []  # (pod index, (ns, kind, name))
 
     def add(self, pod_items: Iterable[Any]) -> None:
+        with gc_paused():  # tens of thousands of new objects per page, none in a cycle
+            self._add(pod_items)
+
+    def _add(self, pod_items: Iterable[Any]) -> None:
         for item in pod_items:
             if not isinstance(item, dict):
                 self.problems.append(Problem("pod list", "an item that is not an object was skipped"))
