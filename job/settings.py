@@ -39,7 +39,8 @@ class Settings:
                                               group="cluster", multiple=True)
     selector: str = _opt("", "Label selector for pods, e.g. 'app!=debug'.", group="cluster")
     page_size: int = _opt(500, "Pods per LIST page.", group="cluster")
-    qps: float = _opt(20.0, "Client-side limit of API requests per second for writes.", group="cluster")
+    qps: float = _opt(50.0, "Client-side limit of API requests per second for writes (kubectl's default).",
+                      group="cluster")
     write_concurrency: int = _opt(8, "ImageManifestVuln writes in flight at once.", group="cluster")
     lease_namespace: str = _opt("", "Namespace of the Lease that keeps two runs from applying at once "
                                     "(default: the job's own namespace, else 'default').", group="cluster")
