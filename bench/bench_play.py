@@ -481,6 +481,19 @@ def churn(cluster: synth.Cluster, hosts: list[str], loader: Loader) -> dict[str,
             "new_manifests": len({a.containers[0].manifest for _, a in changed})}
 
 
+def server_cpu(cp: Any) -> dict[str, float]:
+    """CPU seconds used so far by kube-apiserver and etcd (from /proc)."""
+    out = {}
+    for name in ("kube-apiserver", "etcd"):
+        proc = cp._procs.get(name)
+        try:
+            fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            out[name] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (AttributeError, OSError, IndexError, ValueError):
+            out[name] = 0.0
+    return out
+
+
 def etcd_db_bytes(cp: Any) -> int:
     try:
         text = cp._http.get(f"http://127.0.0.1:{cp.etcd_port}/metrics", timeout=10).text
@@ -558,7 +571,9 @@ def run_play(name: str, args: argparse.Namespace, cp: Any, registry: Registry, w
     log_file = workdir / f"{name}.log"
     spec_file.write_text(json.dumps({"settings": settings, "result": str(result_file), "log": str(log_file)}))
     say(f"  run '{name}': the play in a new process (log: {log_file})")
+    servers0 = server_cpu(cp)
     proc = subprocess.run([sys.executable, __file__, "--play", str(spec_file)], cwd=REPO)
+    servers1 = server_cpu(cp)
     if proc.returncode != 0 or not result_file.exists():
         say(log_file.read_text()[-3000:] if log_file.exists() else "(no log)")
         raise RuntimeError(f"the play '{name}' failed (exit {proc.returncode})")
@@ -572,6 +587,7 @@ def run_play(name: str, args: argparse.Namespace, cp: Any, registry: Registry, w
         "max_in_flight": stats["max_in_flight"],
         "max_in_flight_per_host": max((h["max_in_flight"] for h in stats["hosts"].values()), default=0)}
     result["etcd_db_bytes"] = etcd_db_bytes(cp)
+    result["server_cpu_s"] = {k: servers1[k] - servers0[k] for k in servers1}
     result["name"] = name
     return result
 
@@ -597,6 +613,10 @@ def print_run(r: dict[str, Any]) -> None:
     snap = r["snapshot"]
     print(f"   {snap['pods']:,} running pods in {snap['pages']} pages, {snap['manifests']:,} manifests, "
           f"{snap['namespaces']:,} namespaces; scan states {r['scan']['states']}")
+    servers = r.get("server_cpu_s") or {}
+    if servers:
+        print("   CPU of the control plane during the run: "
+              + ", ".join(f"{k} {v:.1f} s" for k, v in servers.items()))
     print(f"   {'stage':<9}{'wall s':>8}{'cpu s':>8}{'gc s':>7}{'peak MB':>9}  {'API requests':<44}{'sent':>10}  registry")
     for name in STAGES:
         s = r["stages"][name]
