@@ -738,7 +738,8 @@ def main() -> None:
     parser.add_argument("--registry-concurrency", type=int, default=32, help="the job's setting (default 32)")
     parser.add_argument("--registry-host-concurrency", type=int, default=8, help="the job's setting (default 8)")
     parser.add_argument("--qps", type=float, default=200.0,
-                        help="the job's write rate limit (the job's default is 20; see BENCHMARKS.md)")
+                        help="the job's write rate limit (default 200: the API server sets the pace; the job's "
+                             "own default is 50)")
     parser.add_argument("--write-concurrency", type=int, default=8, help="the job's setting (default 8)")
     parser.add_argument("--page-size", type=int, default=500, help="the job's setting (default 500)")
     parser.add_argument("--churn", type=float, default=0.05, help="share of pods rolled to new images (0.05)")
