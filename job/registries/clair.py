@@ -143,8 +143,12 @@ def _vulnerability(vuln: dict, score: tuple[float, str] | None) -> Vulnerability
 
 def report_from_clair(report: Any) -> VulnReport:
     """A VulnReport from a Clair v4 vulnerability report. Raises Shape for a wrong document."""
-    if not isinstance(report, dict) or not isinstance(report.get("packages"), dict):
-        raise Shape("not a Clair vulnerability report (no packages)")
+    if not isinstance(report, dict):
+        raise Shape("not a JSON object")
+    # The three maps that decide "clean" are required by Clair's API: missing or null is no report.
+    for key in ("packages", "vulnerabilities", "package_vulnerabilities"):
+        if not isinstance(report.get(key), dict):
+            raise Shape(f"{key} is not an object")
     packages = _map(report, "packages")
     environments = _map(report, "environments")
     distributions = _map(report, "distributions")
@@ -160,7 +164,7 @@ def report_from_clair(report: Any) -> VulnReport:
         envs = environments.get(pkg_id)
         env = envs[0] if isinstance(envs, list) and envs and isinstance(envs[0], dict) else {}
         vulns = []
-        ids = package_vulns.get(pkg_id) or []
+        ids = package_vulns.get(pkg_id, [])
         if not isinstance(ids, list):
             raise Shape(f"package_vulnerabilities[{pkg_id}] is not a list")
         for vuln_id in ids:
@@ -261,8 +265,8 @@ class ClairBackend:
             raise ScanFailure(f"indexing: {detail}", state=state)
         doc = reply.json("Clair index report")
         state = doc.get("state") if isinstance(doc, dict) else None
-        if not isinstance(state, str):
-            raise BadResponse(f"Clair index report has no state: {excerpt(reply.body)}")
+        if not isinstance(state, str) or not isinstance(doc.get("success"), bool):
+            raise BadResponse(f"Clair index report has no state or success flag: {excerpt(reply.body)}")
         if state == "IndexError" or (state == "IndexFinished" and doc.get("success") is False):
             return ScanResult(ref, ScanState.FAILED, detail=f"Clair could not index the manifest: "
                               f"{excerpt(_str(doc.get('err')) or state)}", backend=self.name)

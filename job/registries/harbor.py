@@ -12,7 +12,7 @@ from urllib.parse import quote
 
 from job.model import Feature, ScanRequest, ScanResult, ScanState, Vulnerability, VulnReport, normalize_severity
 from job.registries.auth import AuthFlow
-from job.registries.failures import ScanFailure
+from job.registries.failures import ScanFailure, excerpt
 from job.registries.http import RetryBudget
 from job.registries.refs import split_repository
 from job.registries.status import state_for_status
@@ -35,13 +35,12 @@ def additions_path(repository: str, digest: str) -> str:
 
 
 def _report(doc: dict) -> Any:
+    """The report of a type the job asked for; any other type's fields mean something else."""
     for key in REPORT_TYPES:
         if key in doc:
             return doc[key]
-    for key, value in doc.items():
-        if "vuln" in str(key).lower() and "report" in str(key).lower():
-            return value
-    raise Shape("no vulnerability report type in the answer")
+    keys = ", ".join(excerpt(str(k), 80) for k in list(doc)[:3])
+    raise Shape(f"no report of a type the job asked for (got {keys})")
 
 
 def _str(value: Any) -> str:
@@ -68,7 +67,14 @@ def report_from_harbor(doc: Any) -> VulnReport | None:
     report = _report(doc)
     if not isinstance(report, dict):
         raise Shape("the report is not an object")
-    items = report.get("vulnerabilities") or []
+    status = report.get("scan_status")
+    if status is not None and status != "Success":
+        # A scan overview (Harbor's artifact listing) of a scan that has not finished.
+        raise Shape(f"the scan is not finished (scan_status {excerpt(str(status), 40)})")
+    # The list is what says "clean": an empty report, a null list or an overview is no report.
+    items = report.get("vulnerabilities")
+    if items is None:
+        raise Shape("the report has no vulnerabilities list")
     if not isinstance(items, list):
         raise Shape("vulnerabilities is not a list")
     scanner = report.get("scanner") if isinstance(report.get("scanner"), dict) else {}

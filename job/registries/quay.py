@@ -160,7 +160,8 @@ class Reader:
         return found
 
     def skips(self, doc: Any) -> bool:
-        return (self.vulnerable_only and isinstance(doc, dict) and not doc.get("Vulnerabilities")
+        # Only a package that says it has none: `{}`, `false` or `""` is malformed, not "none".
+        return (self.vulnerable_only and isinstance(doc, dict) and doc.get("Vulnerabilities") in (None, [])
                 and isinstance(doc.get("Name"), str) and bool(doc["Name"]))
 
 
@@ -231,6 +232,10 @@ def parse_layer(data: Any, reader: Reader | None = None) -> VulnReport:
     if not isinstance(data, dict) or not isinstance(data.get("Layer"), dict):
         raise Shape("data has no Layer object")
     layer = data["Layer"]
+    # Quay sends "Features": [] for an image without packages; without the list, nothing says
+    # the image is clean.
+    if layer.get("Features") is None:
+        raise Shape("Layer has no Features list")
     features = _list(layer, "Features", "Layer")
     return VulnReport(
         namespace_name=_text(layer, "NamespaceName", "Layer"),
