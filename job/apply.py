@@ -14,11 +14,12 @@ from pathlib import Path
 from typing import Any, Callable
 
 from job.desired import API_VERSION, HASH_ANNOTATION, KIND, MANAGED_BY, SHRUNK_ANNOTATION, DesiredObject, \
-    DesiredState, KeptObject, pod_labels
+    DesiredState, KeptObject, left_out_counts, pod_labels, with_pods
 from job.errors import Conflict, Invalid, KubeError, NotFound
 from job.log import RunLog
 from job.model import ApplyOutcome, Problem
 from job.settings import Settings
+from job.writers import Writers, status_digest, status_paths
 
 _CONFLICT_RETRIES = 3
 
@@ -34,6 +35,32 @@ def merged_labels(existing: dict[str, str], desired: dict[str, str]) -> dict[str
     """Other writers' labels stay; pod labels and ours follow the desired state."""
     kept = {k: v for k, v in existing.items() if not _is_pod_label(k, v) and k != MANAGED_BY[0]}
     return {**kept, **desired}
+
+
+def hash_value(content_hash: str, generation: Any) -> str:
+    """The hash annotation: the content hash and the generation the spec had once written, so that
+    a later change of the spec by anyone (which bumps the generation) voids it."""
+    return f"{content_hash}:{generation}"
+
+
+def vouched(meta: dict[str, Any], obj: DesiredObject) -> bool:
+    """Pure: whether an object, known by its metadata alone, certainly holds `obj`'s content, so that
+    it needs neither a full read nor a write. Spec: the hash annotation names the desired content
+    and the current generation. Labels and our annotations: compared as they are. Status: the
+    fields that exist are the desired ones, and no one else changed any since the job last did."""
+    annotations = meta.get("annotations") or {}
+    if annotations.get(HASH_ANNOTATION) != hash_value(obj.content_hash, meta.get("generation")):
+        return False
+    if annotations.get(SHRUNK_ANNOTATION) != obj.annotations.get(SHRUNK_ANNOTATION):
+        return False
+    labels = meta.get("labels") or {}
+    if {k for k, v in labels.items() if _is_pod_label(k, v)} != {k for k in obj.labels if k != MANAGED_BY[0]} \
+            or labels.get(MANAGED_BY[0]) != MANAGED_BY[1]:
+        return False
+    writers = meta.get("writers")
+    if not isinstance(writers, Writers) or not writers.ours or writers.others_status >= writers.ours:
+        return False
+    return writers.status_fields == status_digest(status_paths(obj.status))
 
 
 def _status_without_time(obj: dict[str, Any]) -> dict[str, Any]:
@@ -61,7 +88,9 @@ class _Applier:
 
     def _put(self, current: dict[str, Any], *, labels: dict[str, str], annotations: dict[str, str],
              spec: Any) -> dict[str, Any]:
-        meta = {**current["metadata"], "labels": labels, "annotations": annotations}
+        # managedFields sent back would be taken as a request to rewrite them: the server keeps its own.
+        meta = {k: v for k, v in current["metadata"].items() if k not in ("managedFields", "writers")}
+        meta.update(labels=labels, annotations=annotations)
         body = {"apiVersion": API_VERSION, "kind": KIND, "metadata": meta, "spec": spec}
         return self.kube.update_imv(body, dry_run=self.dry_run)
 
@@ -77,26 +106,37 @@ class _Applier:
                   spec: Any, status: dict[str, Any]) -> bool:
         """Write what differs, in an order that keeps two promises at every moment in between:
         every pod label has its key in status.affectedPods (the console's pod tab breaks
-        otherwise), and the content hash is written last, so a run cut short between two writes
-        never leaves a hash that vouches for content the object does not have."""
+        otherwise), and no hash annotation vouches for content the object does not hold: a run
+        cut short between two writes leaves no hash at all, so the next run compares in full.
+        `annotations` carries the bare content hash; the written one also names the generation."""
         meta = current["metadata"]
         old_labels, old_annotations = meta.get("labels") or {}, meta.get("annotations") or {}
+        bare = {k: v for k, v in annotations.items() if k != HASH_ANNOTATION}
+        content = annotations.get(HASH_ANNOTATION, "")
+
+        def vouching(generation: Any) -> dict[str, str]:
+            return {**bare, HASH_ANNOTATION: hash_value(content, generation)} if content else bare
+
         status_changed = _status_without_time(current) != status
         if not status_changed:
-            if (labels, annotations, spec) == (old_labels, old_annotations, current.get("spec")):
+            # The server bumps the generation when the spec changes: predicted here, checked below.
+            generation = int(meta.get("generation") or 0) + (current.get("spec") != spec)
+            final = vouching(generation)
+            if (labels, final, spec) == (old_labels, old_annotations, current.get("spec")):
                 return False
-            self._put(current, labels=labels, annotations=annotations, spec=spec)
+            written = self._put(current, labels=labels, annotations=final, spec=spec)
+            if content and written["metadata"].get("generation") != generation:
+                self._put(written, labels=labels, annotations=vouching(written["metadata"].get("generation")),
+                          spec=spec)
             return True
-        # Before the status: the new spec, pod labels removed (not yet added), the old hash kept.
+        # Before the status: the new spec, pod labels removed (not yet added), no hash.
         interim_labels = {k: v for k, v in labels.items() if k in old_labels or not _is_pod_label(k, v)}
-        interim_annotations = {k: v for k, v in annotations.items() if k != HASH_ANNOTATION}
-        if HASH_ANNOTATION in old_annotations:
-            interim_annotations[HASH_ANNOTATION] = old_annotations[HASH_ANNOTATION]
-        if (interim_labels, interim_annotations, spec) != (old_labels, old_annotations, current.get("spec")):
-            current = self._put(current, labels=interim_labels, annotations=interim_annotations, spec=spec)
+        if (interim_labels, bare, spec) != (old_labels, old_annotations, current.get("spec")):
+            current = self._put(current, labels=interim_labels, annotations=bare, spec=spec)
         current = self._put_status(current, status)
-        if (labels, annotations) != (interim_labels, interim_annotations):
-            self._put(current, labels=labels, annotations=annotations, spec=spec)
+        final = vouching(current["metadata"].get("generation"))
+        if (labels, final) != (interim_labels, bare):
+            self._put(current, labels=labels, annotations=final, spec=spec)
         return True
 
     def _retrying(self, key: str, attempt: Callable[[dict[str, Any]], bool], first: dict[str, Any]) -> str:
@@ -126,43 +166,68 @@ class _Applier:
                 current, labels=obj.labels, annotations=obj.annotations, spec=obj.spec, status=obj.status), created)
         return "created"
 
+    def _with_unseen(self, current: dict[str, Any], affected: dict[str, list[str]]) -> dict[str, list[str]]:
+        """The pods the run knows run the manifest, plus the object's pods that the run cannot see
+        (a selector did not list them, or they could not be read): those it has no right to drop."""
+        old = (current.get("status") or {}).get("affectedPods")
+        if not isinstance(old, dict):
+            return affected
+        unseen = {k: [i for i in v if isinstance(i, str)] if isinstance(v, list) else []
+                  for k, v in old.items() if isinstance(k, str) and k not in affected and not self.state.sees(k)}
+        if not unseen:
+            return affected
+        merged = {**unseen, **affected}
+        return {k: merged[k] for k in sorted(merged)}
+
     def update(self, obj: DesiredObject, existing: dict[str, Any]) -> str:
         """Bring one object to the desired content."""
 
         def attempt(current: dict[str, Any]) -> bool:
             meta = current["metadata"]
-            labels = merged_labels(meta.get("labels") or {}, obj.labels)
+            want = obj
+            if self.state.narrowed(obj.namespace):
+                affected = self._with_unseen(current, obj.status["affectedPods"])
+                if affected != obj.status["affectedPods"]:
+                    want = with_pods(obj, affected)
+            labels = merged_labels(meta.get("labels") or {}, want.labels)
             annotations = {k: v for k, v in (meta.get("annotations") or {}).items() if k != SHRUNK_ANNOTATION}
-            annotations.update(obj.annotations)
+            annotations.update(want.annotations)
             if self.settings.diff:
                 before = _view(meta.get("labels") or {}, current.get("spec"), _status_without_time(current))
-                after = _view(labels, obj.spec, obj.status)
+                after = _view(labels, want.spec, want.status)
                 if before != after:
                     self.outcome.diffs[obj.key] = diff_text(obj.key, before, after)
-            return self._converge(current, labels=labels, annotations=annotations, spec=obj.spec, status=obj.status)
+            return self._converge(current, labels=labels, annotations=annotations, spec=want.spec,
+                                  status=want.status)
 
         return self._retrying(obj.key, attempt, existing)
+
+    def _follow_pods(self, key: str, current: dict[str, Any], affected: dict[str, list[str]]) -> bool:
+        """Keep what the object says; only its pods follow `affected`."""
+        meta = current["metadata"]
+        old_labels = meta.get("labels") or {}
+        ours = old_labels.get(MANAGED_BY[0]) == MANAGED_BY[1] or self.settings.adopt
+        labels = merged_labels(old_labels, {**pod_labels(affected), **(dict([MANAGED_BY]) if ours else {})})
+        status = {**_status_without_time(current), "affectedPods": affected}
+        if labels == old_labels and status == _status_without_time(current):
+            return False
+        # The content no longer matches the hash: drop it, so the next scan compares in full.
+        annotations = {k: v for k, v in (meta.get("annotations") or {}).items() if k != HASH_ANNOTATION}
+        if self.settings.diff:
+            self.outcome.diffs[key] = diff_text(key, _view(old_labels, None, _status_without_time(current)),
+                                                _view(labels, None, status))
+        return self._converge(current, labels=labels, annotations=annotations, spec=current.get("spec"),
+                              status=status)
 
     def refresh_pods(self, kept: KeptObject, existing: dict[str, Any]) -> str:
         """A manifest not scanned this run: keep what the object says, follow only the pods."""
         self.outcome.kept.append(kept.key)
 
         def attempt(current: dict[str, Any]) -> bool:
-            meta = current["metadata"]
-            old_labels = meta.get("labels") or {}
-            ours = old_labels.get(MANAGED_BY[0]) == MANAGED_BY[1] or self.settings.adopt
-            labels = merged_labels(old_labels, {**pod_labels(kept.affected_pods),
-                                                **(dict([MANAGED_BY]) if ours else {})})
-            status = {**_status_without_time(current), "affectedPods": kept.affected_pods}
-            if labels == old_labels and status == _status_without_time(current):
-                return False
-            # The content no longer matches the hash: drop it, so the next scan compares in full.
-            annotations = {k: v for k, v in (meta.get("annotations") or {}).items() if k != HASH_ANNOTATION}
-            if self.settings.diff:
-                self.outcome.diffs[kept.key] = diff_text(kept.key, _view(old_labels, None, _status_without_time(current)),
-                                                         _view(labels, None, status))
-            return self._converge(current, labels=labels, annotations=annotations, spec=current.get("spec"),
-                                  status=status)
+            affected = kept.affected_pods
+            if self.state.narrowed(kept.namespace):
+                affected = self._with_unseen(current, affected)
+            return self._follow_pods(kept.key, current, affected)
 
         return self._retrying(kept.key, attempt, {"metadata": existing["metadata"]})
 
@@ -171,6 +236,27 @@ class _Applier:
             self.outcome.diffs[key] = diff_text(key, f"{key}\n", "")
         self.kube.delete_imv(meta["namespace"], meta["name"], dry_run=self.dry_run)
         return "deleted"
+
+    def prune(self, key: str, meta: dict[str, Any]) -> str:
+        """A narrowed run, and no pod it knows of runs the manifest: the object goes only if none of its
+        pods is one the run cannot see; otherwise it stays, with just those pods."""
+        for _ in range(_CONFLICT_RETRIES):
+            try:
+                current = self.kube.get_imv(meta["namespace"], meta["name"])
+            except NotFound:
+                return "deleted"
+            unseen = self._with_unseen(current, {})
+            try:
+                if not unseen:
+                    if self.settings.diff:
+                        self.outcome.diffs[key] = diff_text(key, f"{key}\n", "")
+                    self.kube.delete_imv(meta["namespace"], meta["name"], dry_run=self.dry_run,
+                                         resource_version=current["metadata"]["resourceVersion"])
+                    return "deleted"
+                return "updated" if self._follow_pods(key, current, unseen) else "unchanged"
+            except Conflict:
+                continue
+        raise Conflict(f"{key}: still changing under us after {_CONFLICT_RETRIES} tries")
 
 
 def plan(state: DesiredState, existing: list[dict[str, Any]], *, adopt: bool
@@ -192,14 +278,17 @@ def plan(state: DesiredState, existing: list[dict[str, Any]], *, adopt: bool
         desired = state.objects.get(key)
         kept = state.kept.get(key)
         if desired is not None:
-            if ours and (meta.get("annotations") or {}).get(HASH_ANNOTATION) == desired.content_hash:
+            if ours and vouched(meta, desired):
                 outcome.unchanged.append(key)
             else:
                 tasks.append((key, lambda a, d=desired, m=item: a.update(d, m)))
         elif kept is not None:
             tasks.append((key, lambda a, k=kept, m=item: a.refresh_pods(k, m)))
-        else:  # no longer runs, or scanned clean this run
+        elif key in state.clean or not state.narrowed(meta["namespace"]):
+            # Scanned clean this run, or no pod of the namespace runs it any more.
             tasks.append((key, lambda a, k=key, m=meta: a.delete(k, m)))
+        else:  # no pod the run knows of runs it; one it cannot see may
+            tasks.append((key, lambda a, k=key, m=meta: a.prune(k, m)))
     for key, desired in state.objects.items():
         if key not in seen:
             tasks.append((key, lambda a, d=desired: a.create(d)))
@@ -261,7 +350,19 @@ def _apply(state: DesiredState, kube: Any, settings: Settings, log: RunLog) -> A
                 getattr(outcome, bucket).append(key)
     for name in ("created", "updated", "deleted", "unchanged", "kept", "unmanaged"):
         getattr(outcome, name).sort()
+    outcome.left_out = left_out_by_object(state)
     return outcome
+
+
+def left_out_by_object(state: DesiredState) -> dict[str, dict[str, int]]:
+    """Pure: the entries each shrunk object had to leave out, by severity."""
+    out = {}
+    for key, obj in state.objects.items():
+        if SHRUNK_ANNOTATION in obj.annotations:
+            counts = left_out_counts(obj.annotations[SHRUNK_ANNOTATION].split(","))
+            if counts:
+                out[key] = counts
+    return out
 
 
 # --- offline --------------------------------------------------------------------------------
@@ -280,4 +381,4 @@ def write_offline(state: DesiredState, path: Path) -> ApplyOutcome:
             yaml.dump(state.objects[key].manifest(state.last_update), fh, Dumper=dumper, sort_keys=False,
                       allow_unicode=True, width=1 << 16)
     tmp.replace(path)
-    return ApplyOutcome(created=sorted(state.objects), target=str(path))
+    return ApplyOutcome(created=sorted(state.objects), target=str(path), left_out=left_out_by_object(state))

@@ -9,6 +9,7 @@ import datetime as dt
 import hashlib
 import json
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
@@ -74,6 +75,25 @@ class DesiredState:
     scope: tuple[str, ...] | None = None
     shard: tuple[int, int] | None = None
     last_update: str = ""
+    #: Pods a label selector listed (None: no selector, every running pod of the scope was listed).
+    listed: frozenset[str] | None = None
+    #: Pods, namespaces and "*" the run saw but could not read in full (Snapshot.unsure).
+    unsure: frozenset[str] = frozenset()
+
+    def sees(self, pod_key: str) -> bool:
+        """Whether the run knows for sure what this pod ("ns/pod") runs: only then may an object drop it
+        from affectedPods (or be deleted for it). A pod a selector did not list, or one that could not
+        be read, may still run anything."""
+        if self.unsure and ("*" in self.unsure or pod_key in self.unsure
+                            or pod_key.partition("/")[0] in self.unsure):
+            return False
+        return self.listed is None or pod_key in self.listed
+
+    def narrowed(self, namespace: str) -> bool:
+        """Whether some pods of the namespace may run manifests the run does not know of."""
+        if self.listed is not None or "*" in self.unsure:
+            return True
+        return any(u == namespace or u.startswith(namespace + "/") for u in self.unsure)
 
     def owns(self, namespace: str, name: str) -> bool:
         """Whether an existing object is this run's to update or delete."""
@@ -240,13 +260,11 @@ def pod_labels(affected_pods: dict[str, list[str]]) -> dict[str, str]:
 
 def shrink(spec: dict[str, Any], limit: int = MAX_OBJECT_BYTES) -> tuple[dict[str, Any], list[str]]:
     """Make a too-large spec fit, predictably: descriptions shortened, then dropped, then metadata
-    dropped, then the lowest-severity entries dropped. Returns the spec and the steps taken."""
-
-    def size(s: dict[str, Any]) -> int:
-        return len(json.dumps(s, separators=(",", ":"), ensure_ascii=False).encode())
-
+    dropped, then vulnerability entries left out from the least severe up, so that every entry of
+    a severity that fits is kept before any entry of a lower one. Returns the spec and the steps
+    taken; a step `left-out:Critical=3;Low=1334` counts the entries left out per severity."""
     steps: list[str] = []
-    if size(spec) <= limit:
+    if _size(spec) <= limit:
         return spec, steps
     spec = json.loads(json.dumps(spec))
 
@@ -258,29 +276,86 @@ def shrink(spec: dict[str, Any], limit: int = MAX_OBJECT_BYTES) -> tuple[dict[st
         if len(v.get("description", "")) > 200:
             v["description"] = v["description"][:199] + "…"
     steps.append("descriptions-shortened")
-    if size(spec) > limit:
+    if _size(spec) > limit:
         for v in each_vuln():
             v.pop("description", None)
         steps[-1] = "descriptions"
-    if size(spec) > limit:
+    if _size(spec) > limit:
         for v in each_vuln():
             v.pop("metadata", None)
         steps.append("metadata")
-    if size(spec) > limit:
-        steps.append("low-severity-entries")
-        for severity in SEVERITIES:
-            for feature in spec.get("features", []):
-                feature["vulnerabilities"] = [v for v in feature.get("vulnerabilities", [])
-                                              if v.get("severity") != severity]
-            spec["features"] = [f for f in spec.get("features", []) if f.get("vulnerabilities")]
-            if size(spec) <= limit:
-                break
-        if not spec["features"]:
-            spec.pop("features")
+    if _size(spec) > limit:
+        spec, left_out = _keep_most_severe(spec, limit)
+        steps.append("left-out:" + ";".join(f"{s}={n}" for s, n in sorted(
+            left_out.items(), key=lambda item: -SEVERITY_RANK.get(item[0], 0))))
     return spec, steps
 
 
+def _size(doc: Any) -> int:
+    return len(json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode())
+
+
+def left_out_counts(steps: Iterable[str]) -> dict[str, int]:
+    """Pure: {severity: entries left out} from shrink()'s steps (or the shrunk annotation's value)."""
+    for step in steps:
+        if step.startswith("left-out:"):
+            pairs = (item.partition("=") for item in step[len("left-out:"):].split(";") if item)
+            return {severity: int(count) for severity, _, count in pairs if count.isdigit()}
+    return {}
+
+
+def _keep_most_severe(spec: dict[str, Any], limit: int) -> tuple[dict[str, Any], dict[str, int]]:
+    """Entries added most severe first (in report order within a severity) while the spec still
+    fits; an entry too large to fit is left out and the next ones are still tried. Sizes are added
+    up exactly as compact JSON encodes them, so only one encoding of each part is made."""
+    features = spec.get("features", [])
+    base = {k: v for k, v in spec.items() if k != "features"}
+    budget = limit - _size(base) - len(',"features":[]')
+    # The cost of a feature without its entries: its other fields plus `"vulnerabilities":[]`.
+    bare = [_size({k: v for k, v in f.items() if k != "vulnerabilities"}) + len(',"vulnerabilities":[]')
+            for f in features]
+    entries = [(-SEVERITY_RANK.get(v.get("severity", "Unknown"), 0), fi, vi)
+               for fi, f in enumerate(features) for vi, v in enumerate(f.get("vulnerabilities", []))]
+    kept: dict[int, list[int]] = {}
+    used, left_out = 0, Counter()
+    for _, fi, vi in sorted(entries):
+        vuln = features[fi]["vulnerabilities"][vi]
+        cost = _size(vuln) + (len(kept[fi]) > 0 if fi in kept else bare[fi] + (len(kept) > 0))
+        if used + cost <= budget:
+            used += cost
+            kept.setdefault(fi, []).append(vi)
+        else:
+            left_out[vuln.get("severity", "Unknown")] += 1
+    out = dict(base)
+    kept_features = [{**features[fi], "vulnerabilities": [features[fi]["vulnerabilities"][vi]
+                                                          for vi in sorted(kept[fi])]} for fi in sorted(kept)]
+    if kept_features:
+        out["features"] = kept_features
+    return out, dict(left_out)
+
+
 # --- the desired state ---------------------------------------------------------------------
+
+
+def desired_object(namespace: str, name: str, ref: ImageRef, *, spec: dict[str, Any], shrunk: list[str],
+                   counts: dict[str, Any], affected: dict[str, list[str]], spec_json: bytes | None = None
+                   ) -> DesiredObject:
+    """One object: its labels, status and content hash follow from the spec and the pods."""
+    status = {**counts, "affectedPods": affected}
+    labels = {MANAGED_BY[0]: MANAGED_BY[1], **pod_labels(affected)}
+    annotations = {HASH_ANNOTATION: content_hash(labels, spec, status, spec_json=spec_json)}
+    if shrunk:
+        annotations[SHRUNK_ANNOTATION] = ",".join(shrunk)
+    return DesiredObject(namespace, name, ref, labels, annotations, spec, status, annotations[HASH_ANNOTATION])
+
+
+def with_pods(obj: DesiredObject, affected: dict[str, list[str]]) -> DesiredObject:
+    """The same object run by other pods (a narrowed run keeps the pods it did not look at)."""
+    counts = {k: v for k, v in obj.status.items() if k != "affectedPods"}
+    shrunk = [step for step in obj.annotations.get(SHRUNK_ANNOTATION, "").split(",") if step]
+    return desired_object(obj.namespace, obj.name, obj.ref, spec=obj.spec, shrunk=shrunk, counts=counts,
+                          affected={k: affected[k] for k in sorted(affected)})
+
 
 
 def _choose(results: list[ScanResult]) -> ScanResult:
@@ -290,7 +365,9 @@ def _choose(results: list[ScanResult]) -> ScanResult:
 
 def desired_state(snap: Snapshot, results: dict[ImageRef, ScanResult], *, now: dt.datetime,
                   shard: tuple[int, int] | None = None) -> DesiredState:
-    state = DesiredState(scope=snap.scope, shard=shard, last_update=go_time_string(now))
+    state = DesiredState(scope=snap.scope, shard=shard, last_update=go_time_string(now),
+                         listed=frozenset(p.key for p in snap.pods) if snap.selector else None,
+                         unsure=frozenset(snap.unsure))
     docs = _Docs()
     # (namespace, digest) → refs seen and {pod key: container IDs}
     groups: dict[tuple[str, str], tuple[set[ImageRef], dict[str, list[str]]]] = {}
@@ -332,13 +409,8 @@ def desired_state(snap: Snapshot, results: dict[ImageRef, ScanResult], *, now: d
             continue
         # Shared by every namespace that runs this manifest: never modified once built.
         spec, shrunk, spec_json, counts = docs.spec(result)
-        status = {**counts, "affectedPods": affected}
-        labels = {MANAGED_BY[0]: MANAGED_BY[1], **pod_labels(affected)}
-        annotations = {HASH_ANNOTATION: content_hash(labels, spec, status, spec_json=spec_json)}
-        if shrunk:
-            annotations[SHRUNK_ANNOTATION] = ",".join(shrunk)
-        objects[(namespace, digest)] = DesiredObject(namespace, name, result.ref, labels, annotations, spec, status,
-                                                     annotations[HASH_ANNOTATION])
+        objects[(namespace, digest)] = desired_object(namespace, name, result.ref, spec=spec, shrunk=shrunk,
+                                                      counts=counts, affected=affected, spec_json=spec_json)
     docs.forget_specs()
     state.objects = {obj.key: obj for _, obj in sorted(objects.items())}
     state.kept = {obj.key: obj for _, obj in sorted(kept.items())}

@@ -24,6 +24,7 @@ from job.codec import decode_json, encode_json
 from job.errors import ConfigError, Conflict, Forbidden, Invalid, KubeError, LeaseHeld, NotFound
 from job.model import Namespace
 from job.settings import Settings
+from job.writers import FIELD_MANAGER, writers
 
 IMV_GROUP, IMV_VERSION, IMV_PLURAL = "secscan.quay.redhat.com", "v1alpha1", "imagemanifestvulns"
 IMV_API = f"/apis/{IMV_GROUP}/{IMV_VERSION}"
@@ -32,7 +33,7 @@ _METADATA_ONLY = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=
 #: Writes are answered with the object's metadata only (all a write needs back: the new
 #: resourceVersion), not the whole object of up to a megabyte, encoded by the API server and
 #: decoded here for nothing. A server that cannot do that sends the whole object.
-_IMV_METADATA = ("name", "namespace", "uid", "resourceVersion", "labels", "annotations")
+_IMV_METADATA = ("name", "namespace", "uid", "resourceVersion", "generation", "labels", "annotations")
 _WRITE_ANSWER = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json"
 _OWNER_PATHS = {"ReplicaSet": "/apis/apps/v1/replicasets", "Job": "/apis/batch/v1/jobs",
                 "ReplicationController": "/api/v1/replicationcontrollers"}
@@ -218,14 +219,17 @@ class Kube:
         return path
 
     def list_imv_metadata(self, *, namespace: str | None = None, page_size: int = 500) -> list[dict]:
-        """Every ImageManifestVuln's metadata (names, labels, annotations), without the large spec.
-        Only those fields are kept, page by page: managedFields alone are most of each item, and
-        a large cluster has tens of thousands of items."""
+        """Every ImageManifestVuln's metadata (names, labels, annotations, generation), without the
+        large spec. Only those fields are kept, page by page, managedFields as a small summary of
+        who wrote what (job.writers): they alone are most of each item, and a large cluster has
+        tens of thousands of items."""
         out: list[dict] = []
         for page in self.list_pages(self.imv_path(namespace), page_size=page_size, accept=_METADATA_ONLY):
             for item in page:
                 meta = item.get("metadata") or {}
-                out.append({"metadata": {k: meta[k] for k in _IMV_METADATA if k in meta}})
+                kept = {k: meta[k] for k in _IMV_METADATA if k in meta}
+                kept["writers"] = writers(meta.get("managedFields"))
+                out.append({"metadata": kept})
         return out
 
     def get_imv(self, namespace: str, name: str) -> dict:
@@ -252,7 +256,8 @@ class Kube:
         if resource_version:
             body["preconditions"] = {"resourceVersion": resource_version}
         try:
-            self.request("DELETE", self.imv_path(namespace, name), params=_dry(dry_run), body=body, verb="delete")
+            self.request("DELETE", self.imv_path(namespace, name), params={"dryRun": "All"} if dry_run else None,
+                         body=body, verb="delete")
         except NotFound:
             pass  # already gone: that is what we wanted
 
@@ -262,8 +267,9 @@ class Kube:
         return Lease(self, namespace=namespace, name=name, wait=wait, duration=duration)
 
 
-def _dry(dry_run: bool) -> dict[str, str] | None:
-    return {"dryRun": "All"} if dry_run else None
+def _dry(dry_run: bool) -> dict[str, str]:
+    """Every write names the job as its field manager: managedFields then tell its writes from others'."""
+    return {"fieldManager": FIELD_MANAGER, **({"dryRun": "All"} if dry_run else {})}
 
 
 def _micro_time(t: float) -> str:

@@ -140,6 +140,12 @@ class Snapshot:
     pages: int = 0
     #: Namespaces that were selected for the run; None means all namespaces.
     scope: tuple[str, ...] | None = None
+    #: The label selector that narrowed the LIST: a pod it did not list is not known to be gone.
+    selector: str = ""
+    #: What the run saw but could not read in full, so nothing of it may be removed: pod keys
+    #: ("ns/pod": a malformed pod, a container whose manifest is unknown), namespaces (an item
+    #: without a name) and "*" (an item without a namespace, a pod list that is not whole).
+    unsure: set[str] = field(default_factory=set)
 
     def refs(self) -> list[ImageRef]:
         """Distinct manifests that running containers use, sorted."""
@@ -242,6 +248,8 @@ class ApplyOutcome:
     failed: list[Problem] = field(default_factory=list)
     #: Per-object diffs, when asked for (--diff).
     diffs: dict[str, str] = field(default_factory=dict)
+    #: Objects shrunk to fit etcd: {key: {severity: entries left out}} (the reports list them all).
+    left_out: dict[str, dict[str, int]] = field(default_factory=dict)
     dry_run: bool = False
     #: Where the objects went: "cluster" or the path of the YAML file written offline.
     target: str = "cluster"

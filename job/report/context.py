@@ -614,6 +614,16 @@ def _coverage(images: Iterable[ImageItem], unresolved: dict[tuple[str, Workload,
         for problem in outcome.failed:
             items.append(CoverageItem(kind="object", subject=one_line(problem.where), state="not written",
                                       detail=one_line(problem.message), job_error=True))
+        for key, left_out in sorted(outcome.left_out.items()):
+            ns = key.split("/", 1)[0]
+            if only is not None and ns not in only:
+                continue
+            counts = ", ".join(f"{n} {severity}" for severity, n in sorted(
+                left_out.items(), key=lambda item: -SEVERITY_RANK.get(item[0], 0)))
+            items.append(CoverageItem(
+                kind="object", subject=one_line(key), state="shrunk to fit", namespaces=(ns,),
+                detail=f"too large for the cluster: the ImageManifestVuln keeps the most severe entries and "
+                       f"leaves out {one_line(counts)}; this report lists them all"))
     items.sort(key=lambda c: (not c.job_error, _KIND_ORDER.get(c.kind, 9), c.state, c.subject))
     return tuple(items)
 

@@ -259,7 +259,7 @@ def test_a_second_run_cannot_apply_while_one_holds_the_lease(cluster: Cluster) -
         from job.errors import LeaseHeld
 
         with pytest.raises(LeaseHeld, match="another run"):
-            cluster.play()
+            cluster.play(lease_wait=0)
     assert cluster.imvs(cluster.namespaces[0]) == {}
     assert cluster.play()[0] == 0  # released on exit: the next run applies
 

@@ -8,10 +8,20 @@ import yaml
 from job.apply import merged_labels, plan, write_offline
 from job.desired import HASH_ANNOTATION, desired_state
 from job.model import Feature, ScanResult, ScanState, Vulnerability, VulnReport
+from job.writers import Writers, status_digest, status_paths
 from tests.unit.test_desired import REF1, REF2, pod, snap
 
 NOW = dt.datetime(2026, 11, 29, tzinfo=dt.timezone.utc)
 REPORT = VulnReport("debian:12", (Feature("a", "1", vulnerabilities=(Vulnerability("CVE-1", "High"),)),))
+
+
+def _vouched(obj) -> dict:
+    """The metadata the API server lists for an object the job wrote last and no one touched since."""
+    return {"metadata": {"namespace": obj.namespace, "name": obj.name, "labels": dict(obj.labels),
+                         "resourceVersion": "5", "generation": 2,
+                         "annotations": {**obj.annotations, HASH_ANNOTATION: f"{obj.content_hash}:2"},
+                         "writers": Writers(ours="2026-11-29T10:00:00Z", others_status="2026-11-28T10:00:00Z",
+                                            status_fields=status_digest(status_paths(obj.status)))}}
 
 
 def _meta(ns: str, name: str, *, ours: bool = True, hash_: str = "") -> dict:
@@ -50,9 +60,8 @@ def test_plan_creates_updates_deletes_and_leaves_unchanged_alone() -> None:
     results = {REF1: ScanResult(REF1, ScanState.SCANNED, REPORT),
                REF2: ScanResult(REF2, ScanState.UNREACHABLE, detail="down")}
     state = desired_state(snap(pod("a", "p", REF1, REF2), pod("b", "p", REF1)), results, now=NOW)
-    same = state.objects[f"a/{REF1.name}"].content_hash
     existing = [
-        _meta("a", REF1.name, hash_=same),             # unchanged: not touched
+        _vouched(state.objects[f"a/{REF1.name}"]),     # unchanged: not touched
         _meta("b", REF1.name, hash_="stale"),          # changed: update
         _meta("a", REF2.name),                         # scan failed: keep, follow the pods
         _meta("c", "sha256." + "9" * 64),              # no longer runs: delete
@@ -151,12 +160,12 @@ def test_pods_replaced_never_leave_a_label_without_its_key_and_hash_comes_last()
                                         spec={"image": "x"}, status={"affectedPods": {"ns/new": [], "ns/stays": []}})
     assert changed and store.writes == ["update", "status", "update"]
     assert store.obj["metadata"]["labels"] == new_labels
-    assert store.obj["metadata"]["annotations"][HASH_ANNOTATION] == "new"
+    assert store.obj["metadata"]["annotations"][HASH_ANNOTATION] == "new:None"  # the store keeps no generation
 
 
 def test_nothing_to_do_writes_nothing() -> None:
     obj = {"metadata": {"name": "n", "namespace": "ns", "resourceVersion": "1", "labels": {"ns/p": "true"},
-                        "annotations": {HASH_ANNOTATION: "h"}},
+                        "annotations": {HASH_ANNOTATION: "h:3"}, "generation": 3},
            "spec": {"image": "x"}, "status": {"affectedPods": {"ns/p": []}, "lastUpdate": "t0"}}
     store = ObjectStore(obj)
     assert not _applier(store)._converge(obj, labels={"ns/p": "true"}, annotations={HASH_ANNOTATION: "h"},
