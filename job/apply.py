@@ -372,13 +372,12 @@ def write_offline(state: DesiredState, path: Path) -> ApplyOutcome:
     """The desired objects as one multi-document YAML that `kubectl apply -f` accepts."""
     import yaml
 
+    from job.codec import atomic_open
+
     dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
+    with atomic_open(path, "w") as fh:  # a unique temporary name, never a link planted there
         for key in sorted(state.objects):
             fh.write("---\n")
             yaml.dump(state.objects[key].manifest(state.last_update), fh, Dumper=dumper, sort_keys=False,
                       allow_unicode=True, width=1 << 16)
-    tmp.replace(path)
     return ApplyOutcome(created=sorted(state.objects), target=str(path), left_out=left_out_by_object(state))

@@ -5,15 +5,16 @@ key of the --config YAML file. Domain errors become one line and an exit status 
 """
 from __future__ import annotations
 
+import contextlib
 import sys
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import click
 
 from job import __version__
 from job.errors import ImvjobError
 from job.log import RunLog
-from job.settings import SETTING_FIELDS, Settings, envvar, load_config_file
+from job.settings import SETTING_FIELDS, Settings, check_secret_files, envvar, load_config_file
 
 EXIT_OK, EXIT_FATAL, EXIT_ERRORS = 0, 1, 2
 
@@ -55,9 +56,12 @@ def _load_config(ctx: click.Context, _param: click.Parameter, value: str | None)
         values = load_config_file(value)
     except ImvjobError as exc:
         raise click.BadParameter(str(exc)) from exc
+    multiple = {f.name for f in SETTING_FIELDS if f.metadata["multiple"]}
     for key, item in values.items():
         if isinstance(item, list):
             values[key] = tuple(str(i) for i in item)
+        elif key in multiple:  # one string: a comma- or space-separated list, as from the environment
+            values[key] = tuple(_ListItem().split_envvar_value(str(item)))
     ctx.default_map = {**(ctx.default_map or {}), **values}
 
 
@@ -69,6 +73,7 @@ def _run_stage(stage: Callable[[Settings, RunLog], int], kwargs: dict[str, Any])
     settings = _settings(kwargs)
     log = RunLog(fmt=settings.log_format, progress=settings.progress)
     try:
+        _check_at_start(settings)
         code = stage(settings, log)
     except ImvjobError as exc:
         log.error(str(exc))
@@ -83,7 +88,38 @@ def _run_stage(stage: Callable[[Settings, RunLog], int], kwargs: dict[str, Any])
     sys.exit(code)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+def _check_at_start(settings: Settings) -> None:
+    """Mistakes found before any work is done: a selector the API server would refuse (offline it
+    would silently select nothing), a secret file that cannot be read (else found only at mail time)."""
+    from job.snapshot import parse_selector
+
+    if settings.selector:
+        parse_selector(settings.selector)
+    check_secret_files(settings)
+
+
+@contextlib.contextmanager
+def _usage_errors_are_fatal() -> Iterator[None]:
+    """click exits 2 on a usage error (an unknown flag, a bad value, a config file refused); this
+    job's 2 means "completed with errors", so they exit 1, as any other configuration error."""
+    try:
+        yield
+    except click.UsageError as exc:
+        exc.exit_code = EXIT_FATAL
+        raise
+
+
+class _Group(click.Group):
+    def make_context(self, *args: Any, **kwargs: Any) -> click.Context:
+        with _usage_errors_are_fatal():
+            return super().make_context(*args, **kwargs)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        with _usage_errors_are_fatal():
+            return super().invoke(ctx)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
 @click.version_option(__version__, prog_name="imvjob")
 def cli() -> None:
     """imvjob: find the vulnerabilities of every image running in a cluster, keep ImageManifestVuln

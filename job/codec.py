@@ -8,8 +8,10 @@ from __future__ import annotations
 import contextlib
 import gc
 import json
+import os
+import tempfile
 from pathlib import Path
-from typing import Any, Iterator
+from typing import IO, Any, Iterator
 
 import orjson
 
@@ -54,6 +56,7 @@ def snapshot_to_doc(snap: Snapshot) -> dict[str, Any]:
 
 def snapshot_from_doc(doc: dict[str, Any]) -> Snapshot:
     _check_version(doc, SNAPSHOT_FILE)
+    _check_shape(doc, _SNAPSHOT_SHAPE, SNAPSHOT_FILE)
     pods = [
         Pod(namespace=p["ns"], name=p["name"], uid=p["uid"], workload=Workload(*p["workload"]),
             service_account=p["sa"], pull_secrets=tuple(p["pullSecrets"]),
@@ -100,6 +103,7 @@ def results_to_doc(results: dict[ImageRef, ScanResult]) -> dict[str, Any]:
 
 def results_from_doc(doc: dict[str, Any]) -> dict[ImageRef, ScanResult]:
     _check_version(doc, SCAN_FILE)
+    _check_shape(doc, _SCAN_SHAPE, SCAN_FILE)
     out: dict[ImageRef, ScanResult] = {}
     for r in doc["results"]:
         report = None
@@ -133,6 +137,7 @@ def outcome_to_doc(outcome: ApplyOutcome) -> dict[str, Any]:
 
 def outcome_from_doc(doc: dict[str, Any]) -> ApplyOutcome:
     _check_version(doc, APPLY_FILE)
+    _check_shape(doc, _APPLY_SHAPE, APPLY_FILE)
     return ApplyOutcome(created=doc["created"], updated=doc["updated"], deleted=doc["deleted"],
                         unchanged=doc["unchanged"], kept=doc["kept"], unmanaged=doc["unmanaged"],
                         failed=[Problem(w, m) for w, m in doc["failed"]], dry_run=doc["dryRun"],
@@ -142,6 +147,110 @@ def outcome_from_doc(doc: dict[str, Any]) -> ApplyOutcome:
 def _check_version(doc: Any, name: str) -> None:
     if not isinstance(doc, dict) or doc.get("version") != FORMAT_VERSION:
         raise ConfigError(f"{name}: not a stage file of this imvjob version (expected version {FORMAT_VERSION})")
+
+
+# --- the shape of stage files -------------------------------------------------------------------
+# A stage file of the right version may still be damaged or edited by hand: each is checked
+# against its shape before use, so that a wrong field is one clear error, not a crash later on.
+# A shape is a type (int accepts no bool, float accepts int), a one-item list (a list of those),
+# a tuple (a list of exactly those), a dict (an object with those keys; "?key" may be absent),
+# Maybe(shape) (that or null), Strings (an object of strings) or Choice(values).
+
+
+class Maybe:
+    def __init__(self, shape: Any) -> None:
+        self.shape = shape
+
+
+class Choice:
+    def __init__(self, *values: str) -> None:
+        self.values = values
+
+
+Strings = object()
+_SEVERITY_COUNTS = object()  # {key: {severity: count}}
+
+
+def _misfit(value: Any, shape: Any, where: str) -> str | None:
+    """Where `value` departs from `shape` (a JSON path), or None when it fits."""
+    if isinstance(shape, Maybe):
+        return None if value is None else _misfit(value, shape.shape, where)
+    if isinstance(shape, Choice):
+        return None if value in shape.values else f"{where} is not one of {', '.join(shape.values)}"
+    if shape is Strings:
+        ok = isinstance(value, dict) and all(isinstance(v, str) for v in value.values())
+        return None if ok else f"{where} is not an object of strings"
+    if shape is _SEVERITY_COUNTS:
+        ok = isinstance(value, dict) and all(
+            isinstance(v, dict) and all(isinstance(n, int) and not isinstance(n, bool) for n in v.values())
+            for v in value.values())
+        return None if ok else f"{where} is not an object of counts per severity"
+    if shape in (str, bool, dict):
+        return None if isinstance(value, shape) else f"{where} is not {_NAMES[shape]}"
+    if shape in (int, float):
+        ok = isinstance(value, int if shape is int else (int, float)) and not isinstance(value, bool)
+        return None if ok else f"{where} is not a number"
+    if isinstance(shape, list):
+        if not isinstance(value, list):
+            return f"{where} is not a list"
+        for i, item in enumerate(value):
+            wrong = _misfit(item, shape[0], f"{where}[{i}]")
+            if wrong:
+                return wrong
+        return None
+    if isinstance(shape, tuple):
+        if not isinstance(value, list) or len(value) != len(shape):
+            return f"{where} is not a list of {len(shape)} items"
+        for i, (item, part) in enumerate(zip(value, shape)):
+            wrong = _misfit(item, part, f"{where}[{i}]")
+            if wrong:
+                return wrong
+        return None
+    if not isinstance(value, dict):
+        return f"{where} is not an object"
+    for key, part in shape.items():
+        name = key.lstrip("?")
+        if name not in value:
+            if key.startswith("?"):
+                continue
+            return f"{where}.{name} is missing"
+        wrong = _misfit(value[name], part, f"{where}.{name}")
+        if wrong:
+            return wrong
+    return None
+
+
+_NAMES = {str: "a string", bool: "true or false", dict: "an object"}
+
+
+def _check_shape(doc: Any, shape: Any, name: str) -> None:
+    wrong = _misfit(doc, shape, "")
+    if wrong:
+        raise ConfigError(f"{name} is damaged: {wrong.lstrip('.') or 'the document'}; "
+                          "run the stage that writes it again")
+
+
+_REF = (str, str, str)
+_PROBLEMS = [(str, str)]
+_SNAPSHOT_SHAPE = {
+    "takenAt": str, "cluster": str, "?source": str, "?pages": int, "?scope": Maybe([str]),
+    "?selector": Maybe(str), "?unsure": Maybe([str]),
+    "namespaces": [{"name": str, "?labels": Maybe(Strings), "?annotations": Maybe(Strings)}],
+    "problems": _PROBLEMS,
+    "pods": [{"ns": str, "name": str, "uid": str, "workload": (str, str), "sa": str, "pullSecrets": [str],
+              "containers": [(str, Choice(*(k.value for k in ContainerKind)), str, str, Maybe(_REF), str)]}],
+}
+_VULNERABILITY_SHAPE = {"name": str, "severity": str, "ns": str, "description": str, "link": str, "fixedBy": str,
+                        "metadata": Maybe(dict), "cvss": Maybe(float), "vector": str}
+_SCAN_SHAPE = {"results": [{
+    "ref": _REF, "state": Choice(*(s.value for s in ScanState)), "detail": str, "backend": str,
+    "pageUrl": Maybe(str),
+    "report": Maybe({"ns": str, "features": [{
+        "name": str, "version": str, "format": str, "ns": str, "addedBy": str, "baseScores": [float],
+        "cveIds": [str], "vulnerabilities": [_VULNERABILITY_SHAPE]}]})}]}
+_APPLY_SHAPE = {"created": [str], "updated": [str], "deleted": [str], "unchanged": [str], "kept": [str],
+                "unmanaged": [str], "failed": _PROBLEMS, "dryRun": bool, "target": str,
+                "?leftOut": Maybe(_SEVERITY_COUNTS)}
 
 
 @contextlib.contextmanager
@@ -172,11 +281,20 @@ def decode_json(data: bytes | str) -> Any:
         return _decode(data)
 
 
+class TooDeep(ValueError):
+    """JSON nested deeper than the decoders allow: an error of the document, like any other."""
+
+
 def _decode(data: bytes | str) -> Any:
     try:
         return orjson.loads(data)
-    except orjson.JSONDecodeError:
+    except orjson.JSONDecodeError as exc:
+        if "depth" in str(exc) or "recursion" in str(exc):
+            raise TooDeep("JSON nested more than 1024 levels deep") from None
+    try:
         return json.loads(data)
+    except RecursionError:
+        raise TooDeep("JSON nested too deeply") from None
 
 
 def encode_json(doc: Any) -> bytes:
@@ -185,10 +303,54 @@ def encode_json(doc: Any) -> bytes:
 
 
 def write_json(path: Path, doc: Any) -> None:
+    write_file(path, encode_json(doc))
+
+
+def _read_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _read_umask()
+
+
+@contextlib.contextmanager
+def atomic_open(path: Path, mode: str = "wb") -> Iterator[IO]:
+    """A file written in full or not at all: under a unique temporary name in `path`'s folder,
+    created exclusively (O_EXCL|O_NOFOLLOW: never through a link planted there, never someone
+    else's file), then renamed over `path`. Text modes write UTF-8."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(encode_json(doc))
-    tmp.replace(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, 0o666 & ~_UMASK)  # as an ordinary new file, not mkstemp's 0600
+        with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def write_file(path: Path, data: bytes) -> None:
+    with atomic_open(path) as fh:
+        fh.write(data)
+
+
+def strings_only(value: Any) -> tuple[dict[str, str], list[str]]:
+    """Labels or annotations as the API server types them (strings to strings): the entries that
+    are, and the keys of those that are not (all of it, "*", when `value` is no object)."""
+    if value is None:
+        return {}, []
+    if not isinstance(value, dict):
+        return {}, ["*"]
+    kept = {k: v for k, v in value.items() if isinstance(k, str) and isinstance(v, str)}
+    if len(kept) == len(value):
+        return value, []
+    return kept, [str(k)[:100] for k in value if k not in kept]
 
 
 def read_json(path: Path) -> Any:
@@ -197,4 +359,4 @@ def read_json(path: Path) -> Any:
     except FileNotFoundError as exc:
         raise ConfigError(f"{path} does not exist; run the stage that writes it first") from exc
     except (OSError, ValueError) as exc:
-        raise ConfigError(f"cannot read {path}: {exc}") from exc
+        raise ConfigError(f"cannot read {path}: {str(exc)[:200]}") from exc

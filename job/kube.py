@@ -20,7 +20,7 @@ from urllib.parse import quote
 import requests
 from requests.adapters import HTTPAdapter
 
-from job.codec import decode_json, encode_json
+from job.codec import decode_json, encode_json, strings_only
 from job.errors import ConfigError, Conflict, Forbidden, Invalid, KubeError, LeaseHeld, NotFound
 from job.model import Namespace
 from job.settings import Settings
@@ -138,9 +138,12 @@ class Kube:
     @staticmethod
     def _error(method: str, path: str, resp: requests.Response) -> KubeError:
         try:
-            status = resp.json()
-            message, reason = status.get("message", ""), status.get("reason", "")
+            status = decode_json(resp.content)
         except ValueError:
+            status = None
+        if isinstance(status, dict):
+            message, reason = str(status.get("message", ""))[:1000], str(status.get("reason", ""))[:100]
+        else:
             message, reason = resp.text[:200], ""
         cls = _ERRORS.get(resp.status_code, KubeError)
         return cls(f"{method} {path}: {resp.status_code} {message or resp.reason}", status=resp.status_code,
@@ -153,8 +156,13 @@ class Kube:
         query["limit"] = page_size
         while True:
             doc = self.request("GET", path, params=query, accept=accept, verb="list")
-            yield doc.get("items") or []
-            token = (doc.get("metadata") or {}).get("continue")
+            items = doc.get("items") if isinstance(doc, dict) else None
+            meta = doc.get("metadata") if isinstance(doc, dict) else None
+            if not isinstance(doc, dict) or not isinstance(items, (list, type(None))) \
+                    or not isinstance(meta, (dict, type(None))):
+                raise KubeError(f"GET {path}: the API server answered with something that is not a list")
+            yield items or []
+            token = (meta or {}).get("continue")
             if not token:
                 return
             query["continue"] = token
@@ -180,8 +188,14 @@ class Kube:
         else:
             for page in self.list_pages("/api/v1/namespaces"):
                 items.extend(page)
-        return [Namespace(i["metadata"]["name"], dict(i["metadata"].get("labels") or {}),
-                          dict(i["metadata"].get("annotations") or {})) for i in items]
+        out = []
+        for item in items:  # typed by the API server; anything else is passed over, never a crash
+            meta = item.get("metadata") if isinstance(item, dict) else None
+            name = meta.get("name") if isinstance(meta, dict) else None
+            if isinstance(name, str) and name:
+                out.append(Namespace(name, dict(strings_only(meta.get("labels"))[0]),
+                                     dict(strings_only(meta.get("annotations"))[0])))
+        return out
 
     def list_metadata(self, kind: str, *, namespaces: tuple[str, ...] = ()) -> list[dict]:
         """Metadata only (PartialObjectMetadata) of ReplicaSets, Jobs or ReplicationControllers."""
@@ -192,8 +206,9 @@ class Kube:
         for path in paths:
             for page in self.list_pages(path, accept=_METADATA_ONLY):
                 for item in page:
-                    item["kind"] = kind
-                    out.append(item)
+                    if isinstance(item, dict):  # the rest: job.snapshot.owner_index passes it over
+                        item["kind"] = kind
+                        out.append(item)
         return out
 
     def get_secret(self, namespace: str, name: str) -> dict | None:

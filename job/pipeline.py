@@ -76,7 +76,7 @@ def run_report_stage(snap: Snapshot, results: dict[ImageRef, ScanResult], outcom
                      settings: Settings, log: RunLog):
     log.task("report")
     out = _out(settings)
-    previous = report.load_previous(Path(settings.previous) if settings.previous else out, current=snap)
+    previous = report.load_previous(Path(settings.previous) if settings.previous else out, current=snap, log=log)
     ctx = report.build_context(snapshot=snap, results=results, outcome=outcome, previous=previous,
                                settings=settings)
     for path in report.write_reports(ctx, out):
@@ -235,7 +235,7 @@ def run_notify(settings: Settings, log: RunLog) -> int:
     snap, results = _load_snapshot(settings), _load_results(settings)
     log.task("notify")
     out = _out(settings)
-    previous = report.load_previous(Path(settings.previous) if settings.previous else out, current=snap)
+    previous = report.load_previous(Path(settings.previous) if settings.previous else out, current=snap, log=log)
     ctx = report.build_context(snapshot=snap, results=results, outcome=_load_outcome(settings),
                                previous=previous, settings=settings)
     sent = notify.notify(ctx, settings, log, out_dir=out)

@@ -59,11 +59,12 @@ def _service_account_secrets(client: Any, snap: Snapshot) -> dict[tuple[str, str
     namespaces = tuple(sorted({ns for ns, _ in wanted})) if snap.scope is not None else ()
     out: dict[tuple[str, str], tuple[str, ...]] = {}
     for account in client.list_service_accounts(namespaces=namespaces):
-        meta = account.get("metadata") or {}
-        key = (meta.get("namespace", ""), meta.get("name", ""))
-        if key in wanted:
-            out[key] = tuple(s["name"] for s in account.get("imagePullSecrets") or []
-                             if isinstance(s, dict) and s.get("name"))
+        meta = account.get("metadata") if isinstance(account, dict) else None
+        key = (meta.get("namespace"), meta.get("name")) if isinstance(meta, dict) else None
+        if key is not None and all(isinstance(k, str) for k in key) and key in wanted:
+            secrets = account.get("imagePullSecrets")
+            out[key] = tuple(s["name"] for s in secrets if isinstance(s, dict) and isinstance(s.get("name"), str)
+                             and s["name"]) if isinstance(secrets, list) else ()
     return out
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -142,19 +143,34 @@ def envvar(name: str) -> str:
     return "IMVJOB_" + name.upper()
 
 
+#: A config file is a few dozen settings; anything much larger is a mistake or an attack.
+MAX_CONFIG_BYTES = 1 << 20
+MAX_SECRET_BYTES = 64 << 10
+
+
 def load_config_file(path: str) -> dict[str, Any]:
-    """Read the YAML config file into {field name: value}; unknown keys and secrets are errors."""
+    """Read the YAML config file into {field name: value}; unknown keys, secrets, values of the wrong
+    type, anchors and aliases (a few lines of them expand to gigabytes), and files over 1 MiB are errors."""
     import yaml
 
     try:
-        with open(path, encoding="utf-8") as fh:
-            data = yaml.safe_load(fh) or {}
+        with open(path, "rb") as fh:
+            raw = fh.read(MAX_CONFIG_BYTES + 1)
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"config file {path} is too large (over {MAX_CONFIG_BYTES >> 20} MiB)")
+    try:
+        data = yaml.load(raw.decode("utf-8"), Loader=_loader(yaml)) or {}
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file {path} is not UTF-8 text") from exc
     except yaml.YAMLError as exc:
         raise ConfigError(f"config file {path} is not valid YAML: {exc}") from exc
+    except RecursionError as exc:
+        raise ConfigError(f"config file {path} is nested too deeply") from exc
     if not isinstance(data, dict):
         raise ConfigError(f"config file {path} must be a mapping of settings")
+    fields = {f.name: f for f in SETTING_FIELDS}
     out: dict[str, Any] = {}
     for key, value in data.items():
         name = str(key).replace("-", "_")
@@ -163,15 +179,76 @@ def load_config_file(path: str) -> dict[str, Any]:
                               f"or a mounted file, not the config file")
         if name not in SETTING_NAMES:
             raise ConfigError(f"config file {path}: unknown setting {key!r}")
+        if value is None:
+            continue  # `key:` with no value: the default
+        wrong = _wrong_type(fields[name], value)
+        if wrong:
+            raise ConfigError(f"config file {path}: {name} must be {wrong}, not {_yaml_type(value)}")
         out[name] = value
     return out
 
 
+def _loader(yaml: Any) -> type:
+    """yaml.SafeLoader without anchors and aliases: a config file needs neither."""
+
+    class NoAliasLoader(yaml.SafeLoader):
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            event = self.peek_event()
+            if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+                raise yaml.composer.ComposerError(None, None, "anchors and aliases (&, *) are not allowed",
+                                                  event.start_mark)
+            return super().compose_node(parent, index)
+
+    return NoAliasLoader
+
+
+def _wrong_type(f: dataclasses.Field, value: Any) -> str:
+    """What the setting's value must be, when `value` is not that; '' when it is."""
+    default = f.default
+    if f.metadata["multiple"]:
+        ok = isinstance(value, str) or isinstance(value, list) and all(
+            isinstance(v, (str, int, float)) and not isinstance(v, bool) for v in value)
+        return "" if ok else "a list of strings"
+    if isinstance(default, bool):
+        return "" if isinstance(value, bool) else "true or false"
+    if isinstance(default, (int, float)):
+        ok = isinstance(value, (int, float) if isinstance(default, float) else int) and not isinstance(value, bool)
+        return "" if ok else "a number"
+    return "" if isinstance(value, (str, int, float)) and not isinstance(value, bool) else "a string"
+
+
+def _yaml_type(value: Any) -> str:
+    return {bool: "true/false", int: "a number", float: "a number", str: "a string", list: "a list",
+            dict: "a mapping"}.get(type(value), type(value).__name__)
+
+
 def read_secret(env: str, file: str) -> str:
-    """A secret from a mounted file (preferred) or the environment; '' when neither is set."""
-    if file:
-        try:
-            return Path(file).read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise ConfigError(f"cannot read secret file {file}: {exc.strerror}") from exc
-    return os.environ.get(env, "").strip()
+    """A secret from a mounted file (preferred) or the environment; '' when neither is set. The file
+    must be a small regular file (a FIFO would hang the run, /dev/zero fill its memory)."""
+    if not file:
+        return os.environ.get(env, "").strip()
+    try:
+        fd = os.open(file, os.O_RDONLY | os.O_NONBLOCK)  # never waits on a FIFO
+        with os.fdopen(fd, "rb") as fh:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise ConfigError(f"secret file {file} is not a regular file")
+            data = fh.read(MAX_SECRET_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError(f"cannot read secret file {file}: {exc.strerror}") from exc
+    if len(data) > MAX_SECRET_BYTES:
+        raise ConfigError(f"secret file {file} is too large for a secret (over {MAX_SECRET_BYTES >> 10} KiB)")
+    try:
+        return data.decode("utf-8").strip()
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"secret file {file} is not UTF-8 text") from exc
+
+
+#: The settings naming a file that holds a secret, and the environment variable standing in for it.
+SECRET_FILES = {"smtp_password_file": "IMVJOB_SMTP_PASSWORD", "quay_token_file": "IMVJOB_QUAY_TOKEN",
+                "clair_psk_file": "IMVJOB_CLAIR_PSK"}
+
+
+def check_secret_files(settings: Settings) -> None:
+    """Every secret file given can be read: found at the start of a run, not when it is first needed."""
+    for name, env in SECRET_FILES.items():
+        read_secret(env, getattr(settings, name, ""))

@@ -9,12 +9,12 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import fnmatch
-import json
 import re
+import reprlib
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any, Iterable, Mapping
 
-from job.codec import gc_paused
+from job.codec import decode_json, gc_paused, strings_only
 from job.errors import ConfigError
 from job.log import RunLog
 from job.model import Container, ContainerKind, ImageRef, Namespace, Pod, Problem, Snapshot, Workload
@@ -106,14 +106,17 @@ def resolve_image(image_id: str, image: str, *alternatives: str) -> ImageRef:
 
 
 def controller_of(meta: Mapping[str, Any]) -> tuple[str, str] | None:
-    """(kind, name) of the pod's controller owner (else its first owner), or None."""
-    refs = meta.get("ownerReferences") or []
-    controller = next((r for r in refs if isinstance(r, dict) and r.get("controller")), None)
-    if controller is None:
-        controller = next((r for r in refs if isinstance(r, dict)), None)
-    if controller is None or not controller.get("kind") or not controller.get("name"):
+    """(kind, name) of the pod's controller owner (else its first owner), or None. Owner
+    references of the wrong shape are passed over (parse_pod reports them)."""
+    refs = meta.get("ownerReferences")
+    if not isinstance(refs, list):
         return None
-    return str(controller["kind"]), str(controller["name"])
+    refs = [r for r in refs if isinstance(r, dict) and isinstance(r.get("kind"), str) and r["kind"]
+            and isinstance(r.get("name"), str) and r["name"]]
+    controller = next((r for r in refs if r.get("controller") is True), refs[0] if refs else None)
+    if controller is None:
+        return None
+    return controller["kind"], controller["name"]
 
 
 def top_owner(meta: Mapping[str, Any], owners: Mapping[tuple[str, str, str], tuple[str, str]]) -> Workload:
@@ -128,10 +131,11 @@ def top_owner(meta: Mapping[str, Any], owners: Mapping[tuple[str, str, str], tup
     parent = owners.get((str(meta.get("namespace", "")), kind, name))
     if parent is not None:
         return Workload(*parent)
-    labels = meta.get("labels") or {}
+    labels = meta.get("labels")
+    labels = labels if isinstance(labels, dict) else {}
     if kind == "ReplicaSet":
         template_hash = labels.get("pod-template-hash")
-        if template_hash and name.endswith("-" + template_hash):
+        if isinstance(template_hash, str) and template_hash and name.endswith("-" + template_hash):
             return Workload("Deployment", name[: -len(template_hash) - 1])
     elif kind == "Job":
         # CronJobs name their Jobs <cronjob>-<scheduled time in minutes>.
@@ -140,7 +144,7 @@ def top_owner(meta: Mapping[str, Any], owners: Mapping[tuple[str, str, str], tup
             return Workload("CronJob", match.group(1))
     elif kind == "ReplicationController":
         dc_name = labels.get("openshift.io/deployment-config.name")
-        if dc_name:
+        if isinstance(dc_name, str) and dc_name:
             return Workload("DeploymentConfig", dc_name)
     return Workload(kind, name)
 
@@ -178,67 +182,156 @@ class ParseCache:
         return self.workloads.setdefault(workload, workload)
 
 
+class Malformed(ValueError):
+    """A field of an item that does not have the type the API server gives it."""
+
+
+_TYPE_NAMES = {str: "a string", list: "a list", dict: "an object", bool: "true or false"}
+
+
+def _typed(value: Any, kind: type, what: str) -> Any:
+    """`value` when it is absent (None) or of the JSON type the API server gives the field."""
+    if value is None or isinstance(value, kind):
+        return value
+    raise Malformed(f"{what} is not {_TYPE_NAMES[kind]}")
+
+
+def _excerpt(value: Any) -> str:
+    """A short, safe description of a malformed item (however deeply nested)."""
+    short = reprlib.Repr()
+    short.maxlevel, short.maxstring, short.maxother, short.maxdict = 3, 40, 40, 6
+    return short.repr(value)[:160]
+
+
+def check_metadata(meta: Mapping[str, Any]) -> None:
+    """The metadata fields read from a pod: Malformed when one has the wrong type."""
+    _typed(meta.get("uid"), str, "metadata.uid")
+    labels = _typed(meta.get("labels"), dict, "metadata.labels")
+    if labels and not all(isinstance(v, str) for v in labels.values()):
+        raise Malformed("metadata.labels holds a value that is not a string")
+    for ref in _typed(meta.get("ownerReferences"), list, "metadata.ownerReferences") or ():
+        _typed(ref, dict, "an entry of metadata.ownerReferences")
+        if ref is not None:
+            _typed(ref.get("kind"), str, "metadata.ownerReferences[].kind")
+            _typed(ref.get("name"), str, "metadata.ownerReferences[].name")
+            _typed(ref.get("controller"), bool, "metadata.ownerReferences[].controller")
+
+
 def parse_pod(pod: Mapping[str, Any], owners: Mapping[tuple[str, str, str], tuple[str, str]],
               problems: list[Problem], *, cache: ParseCache | None = None) -> Pod | None:
-    """One running pod, or None (not running, or malformed: then a Problem is recorded)."""
+    """One running pod, or None (not running, or malformed: then a Problem is recorded). A field
+    of the wrong type skips the pod, or the container it belongs to, with a Problem saying which."""
     meta = pod.get("metadata")
-    status = pod.get("status")
-    if not isinstance(meta, dict) or not meta.get("name") or not meta.get("namespace"):
-        problems.append(Problem("pod list", f"an item without metadata.name/namespace was skipped: "
-                                            f"{json.dumps(pod, default=str)[:120]}"))
+    name = meta.get("name") if isinstance(meta, dict) else None
+    namespace = meta.get("namespace") if isinstance(meta, dict) else None
+    if not (isinstance(name, str) and name and isinstance(namespace, str) and namespace):
+        problems.append(Problem("pod list", "an item without a metadata.name and metadata.namespace (strings) "
+                                            f"was skipped: {_excerpt(pod)}"))
         return None
-    where = f"{meta['namespace']}/{meta['name']}"
+    where = f"{namespace}/{name}"
+    try:
+        return _parse_pod(pod, meta, where, owners, problems, cache if cache is not None else ParseCache())
+    except Malformed as exc:
+        problems.append(Problem(where, f"pod skipped: {exc}"))
+        return None
+
+
+def _parse_pod(pod: Mapping[str, Any], meta: Mapping[str, Any], where: str,
+               owners: Mapping[tuple[str, str, str], tuple[str, str]], problems: list[Problem],
+               cache: ParseCache) -> Pod | None:
+    status = pod.get("status")
     if not isinstance(status, dict):
         problems.append(Problem(where, "pod without status, skipped"))
         return None
-    if status.get("phase") != "Running":
+    if _typed(status.get("phase"), str, "status.phase") != "Running":
         return None
-    cache = cache if cache is not None else ParseCache()
+    check_metadata(meta)
     text = cache.text
-    spec = pod.get("spec") if isinstance(pod.get("spec"), dict) else {}
+    spec = _typed(pod.get("spec"), dict, "spec") or {}
     containers: list[Container] = []
     for kind, spec_key, status_key in _KINDS:
-        statuses = status.get(status_key)
+        statuses = _typed(status.get(status_key), list, f"status.{status_key}")
         if not statuses:
             continue
-        spec_images = {c.get("name"): c.get("image", "") for c in (spec.get(spec_key) or []) if isinstance(c, dict)}
+        spec_images: dict[str, str] = {}
+        for c in _typed(spec.get(spec_key), list, f"spec.{spec_key}") or ():
+            c = _typed(c, dict, f"an entry of spec.{spec_key}") or {}
+            image = _typed(c.get("image"), str, f"spec.{spec_key}[].image") or ""
+            spec_images[_typed(c.get("name"), str, f"spec.{spec_key}[].name") or ""] = image
         for cs in statuses:
-            if not isinstance(cs, dict) or not cs.get("name"):
-                problems.append(Problem(where, f"malformed {status_key} entry skipped"))
-                continue
-            image_id = str(cs.get("imageID") or "")
-            if not image_id:
-                continue  # never started: nothing of it has run yet
-            spec_image = str(spec_images.get(cs["name"]) or "")
-            status_image = str(cs.get("image") or "")
             try:
-                ref: ImageRef | None = cache.resolve(image_id, status_image, spec_image)
-                problem = ""
-            except ImageParseError as exc:
-                ref, problem = None, str(exc)
-                problems.append(Problem(f"{where} container {cs['name']}", problem))
-            containers.append(Container(name=text(str(cs["name"])), kind=kind, image=text(spec_image or status_image),
-                                        container_id=str(cs.get("containerID") or ""), ref=ref,
-                                        problem=problem))
-    pull_secrets = tuple(text(str(s["name"])) for s in spec.get("imagePullSecrets") or []
-                         if isinstance(s, dict) and s.get("name"))
-    return Pod(namespace=text(str(meta["namespace"])), name=str(meta["name"]), uid=str(meta.get("uid", "")),
-               workload=cache.workload(top_owner(meta, owners)),
-               service_account=text(str(spec.get("serviceAccountName") or spec.get("serviceAccount") or "default")),
-               pull_secrets=pull_secrets, containers=tuple(containers))
+                container = _parse_container(cs, kind, status_key, spec_images, where, problems, cache)
+            except Malformed as exc:
+                problems.append(Problem(where, f"malformed {status_key} entry skipped: {exc}"))
+                continue
+            if container is not None:
+                containers.append(container)
+    pull_secrets = []
+    for s in _typed(spec.get("imagePullSecrets"), list, "spec.imagePullSecrets") or ():
+        secret = _typed(s, dict, "an entry of spec.imagePullSecrets") or {}
+        secret_name = _typed(secret.get("name"), str, "spec.imagePullSecrets[].name")
+        if secret_name:
+            pull_secrets.append(text(secret_name))
+    account = _typed(spec.get("serviceAccountName"), str, "spec.serviceAccountName") \
+        or _typed(spec.get("serviceAccount"), str, "spec.serviceAccount") or "default"
+    return Pod(namespace=text(meta["namespace"]), name=meta["name"], uid=meta.get("uid") or "",
+               workload=cache.workload(top_owner(meta, owners)), service_account=text(account),
+               pull_secrets=tuple(pull_secrets), containers=tuple(containers))
 
 
-def owner_index(items: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str, str], tuple[str, str]]:
+def _parse_container(cs: Any, kind: ContainerKind, status_key: str, spec_images: Mapping[str, str], where: str,
+                     problems: list[Problem], cache: ParseCache) -> Container | None:
+    if not isinstance(cs, dict) or not isinstance(cs.get("name"), str) or not cs["name"]:
+        raise Malformed("not an object with a name")
+    image_id = _typed(cs.get("imageID"), str, "imageID") or ""
+    if not image_id:
+        return None  # never started: nothing of it has run yet
+    spec_image = spec_images.get(cs["name"]) or ""
+    status_image = _typed(cs.get("image"), str, "image") or ""
+    container_id = _typed(cs.get("containerID"), str, "containerID") or ""
+    try:
+        ref: ImageRef | None = cache.resolve(image_id, status_image, spec_image)
+        problem = ""
+    except ImageParseError as exc:
+        ref, problem = None, str(exc)
+        problems.append(Problem(f"{where} container {cs['name']}", problem))
+    return Container(name=cache.text(cs["name"]), kind=kind, image=cache.text(spec_image or status_image),
+                     container_id=container_id, ref=ref, problem=problem)
+
+
+def owner_index(items: Iterable[Any], problems: list[Problem] | None = None
+                ) -> dict[tuple[str, str, str], tuple[str, str]]:
     """{(namespace, kind, name): (owner kind, owner name)} from ReplicaSets, Jobs, ReplicationControllers
-    (full objects or metadata-only ones), for the objects that have a controller owner."""
+    (full objects or metadata-only ones), for the objects that have a controller owner. Items of the
+    wrong shape are skipped (a Problem each, when `problems` is given): their pods' workloads are then
+    named by convention."""
     index: dict[tuple[str, str, str], tuple[str, str]] = {}
     for item in items:
-        meta = item.get("metadata") or {}
-        kind = item.get("kind") or ""
-        for ref in meta.get("ownerReferences") or []:
-            if isinstance(ref, dict) and ref.get("controller") and ref.get("kind") and ref.get("name"):
-                index[(meta.get("namespace", ""), kind, meta.get("name", ""))] = (ref["kind"], ref["name"])
+        try:
+            key, refs = _owner_item(item)
+            for ref in refs:
+                _typed(ref, dict, "an entry of metadata.ownerReferences")
+                ref_kind = _typed(ref.get("kind"), str, "metadata.ownerReferences[].kind")
+                ref_name = _typed(ref.get("name"), str, "metadata.ownerReferences[].name")
+                if _typed(ref.get("controller"), bool, "metadata.ownerReferences[].controller") \
+                        and ref_kind and ref_name:
+                    index[key] = (ref_kind, ref_name)
+        except Malformed as exc:
+            if problems is not None:
+                problems.append(Problem("owner list", f"an item was skipped ({exc}), its pods' workloads are "
+                                                      f"named by convention: {_excerpt(item)}"))
     return index
+
+
+def _owner_item(item: Any) -> tuple[tuple[str, str, str], list]:
+    if not isinstance(item, dict):
+        raise Malformed("not an object")
+    kind = _typed(item.get("kind"), str, "kind") or ""
+    meta = _typed(item.get("metadata"), dict, "metadata") or {}
+    namespace = _typed(meta.get("namespace"), str, "metadata.namespace") or ""
+    name = _typed(meta.get("name"), str, "metadata.name") or ""
+    refs = _typed(meta.get("ownerReferences"), list, "metadata.ownerReferences") or []
+    return (namespace, kind, name), refs
 
 
 def in_scope(namespace: str, settings: Settings) -> bool:
@@ -323,58 +416,164 @@ def _now() -> str:
 # --- offline input -------------------------------------------------------------------------
 
 
-def _matches_selector(labels: Mapping[str, str], selector: str) -> bool:
-    """Equality- and set-based label selectors, as `kubectl -l` takes them."""
-    for term in _split_selector(selector):
-        term = term.strip()
-        if not term:
-            continue
-        m = re.match(r"^([^\s!=]+)\s+(in|notin)\s+\(([^)]*)\)$", term)
-        if m:
-            key, op, values = m.group(1), m.group(2), {v.strip() for v in m.group(3).split(",")}
-            present = key in labels and labels[key] in values
-            if (op == "in") != present:
-                return False
-            continue
-        m = re.match(r"^([^\s!=]+)\s*(==|=|!=)\s*(\S*)$", term)
-        if m:
-            key, op, value = m.groups()
-            equal = labels.get(key) == value
-            if (op == "!=") == equal:
-                return False
-            continue
-        if term.startswith("!"):
-            if term[1:] in labels:
-                return False
-        elif term not in labels:
+_SELECTOR_TOKEN = re.compile(r"\s*(!=|==|[=!(),<>]|[^\s=!(),<>]+)")
+_LABEL_NAME = re.compile(r"^[A-Za-z0-9](?:[-A-Za-z0-9_.]*[A-Za-z0-9])?$")
+_LABEL_PREFIX = re.compile(r"^[a-z0-9](?:[-a-z0-9]*[a-z0-9])?(?:\.[a-z0-9](?:[-a-z0-9]*[a-z0-9])?)*$")
+_OPERATORS = ("=", "==", "!=", "in", "notin", ">", "<")
+#: One requirement of a label selector: (key, operator, values); operators as above, plus
+#: "exists" (`key`) and "!" (`!key`).
+Requirement = tuple[str, str, tuple[str, ...]]
+
+
+def parse_selector(selector: str) -> list[Requirement]:
+    """A label selector, checked as the API server checks it (equality, !=, in, notin, exists,
+    !exists, > and < on integers; keys and values of label syntax): ConfigError when it is not one,
+    rather than a selector that silently selects nothing."""
+    tokens = _SELECTOR_TOKEN.findall(selector)
+    if "".join(tokens) != "".join(selector.split()) or (tokens and not selector.strip()):
+        raise ConfigError(f"--selector {selector!r}: not a label selector")
+    out: list[Requirement] = []
+    pos = 0
+
+    def fail(reason: str) -> ConfigError:
+        return ConfigError(f"--selector {selector!r}: {reason}")
+
+    def take() -> str:
+        nonlocal pos
+        pos += 1
+        return tokens[pos - 1] if pos <= len(tokens) else ""
+
+    def peek() -> str:
+        return tokens[pos] if pos < len(tokens) else ""
+
+    while tokens:
+        negate = peek() == "!"
+        if negate:
+            take()
+        key = take()
+        _check_label_key(key, fail)
+        if negate:
+            out.append((key, "!", ()))
+        elif peek() in ("", ","):
+            out.append((key, "exists", ()))
+        else:
+            op = take()
+            if op not in _OPERATORS:
+                raise fail(f"{op!r} after {key!r} is not an operator ({', '.join(_OPERATORS)})")
+            if op in ("in", "notin"):
+                if take() != "(":
+                    raise fail(f"'{op}' needs a list of values in parentheses")
+                values = []
+                while True:
+                    value = "" if peek() in (",", ")") else take()
+                    values.append(_check_label_value(value, fail))
+                    sep = take()
+                    if sep == ")":
+                        break
+                    if sep != ",":
+                        raise fail(f"expected ',' or ')' in the values of {key!r}")
+                if values == [""]:
+                    raise fail(f"the values of '{key} {op}' cannot be empty")
+                out.append((key, op, tuple(values)))
+            else:
+                value = "" if peek() in ("", ",") else take()
+                if op in (">", "<") and not re.fullmatch(r"-?[0-9]+", value):
+                    raise fail(f"'{key} {op}' needs an integer")
+                out.append((key, op, (_check_label_value(value, fail),)))
+        sep = take()
+        if sep == "":
+            break
+        if sep != "," or peek() == "":
+            raise fail(f"expected ',' and another requirement, found {sep!r}")
+    return out
+
+
+def _check_label_key(key: str, fail: Any) -> None:
+    prefix, _, name = key.rpartition("/")
+    if key in ("in", "notin", "") or key in "=!(),<>" or not _LABEL_NAME.match(name) or len(name) > 63 or (
+            "/" in key and (not _LABEL_PREFIX.match(prefix) or len(prefix) > 253)):
+        raise fail(f"{key!r} is not a label key")
+
+
+def _check_label_value(value: str, fail: Any) -> str:
+    if value and (len(value) > 63 or not _LABEL_NAME.match(value)):
+        raise fail(f"{value!r} is not a label value")
+    return value
+
+
+def _matches(labels: Mapping[str, str], requirements: Iterable[Requirement]) -> bool:
+    for key, op, values in requirements:
+        value = labels.get(key)
+        if op == "exists":
+            ok = value is not None
+        elif op == "!":
+            ok = value is None
+        elif op in ("=", "=="):
+            ok = value == values[0]
+        elif op == "!=":
+            ok = value != values[0]
+        elif op == "in":
+            ok = value is not None and value in values
+        elif op == "notin":
+            ok = value not in values
+        else:  # > and <: on integers, as the API server compares them
+            try:
+                number = int(value) if value is not None else None
+            except ValueError:
+                number = None
+            ok = number is not None and (number > int(values[0]) if op == ">" else number < int(values[0]))
+        if not ok:
             return False
     return True
 
 
-def _split_selector(selector: str) -> Iterator[str]:
-    depth, start = 0, 0
-    for i, ch in enumerate(selector):
-        if ch == "(":
-            depth += 1
-        elif ch == ")":
-            depth -= 1
-        elif ch == "," and depth == 0:
-            yield selector[start:i]
-            start = i + 1
-    yield selector[start:]
+def _matches_selector(labels: Mapping[str, str], selector: str) -> bool:
+    """Equality- and set-based label selectors, as `kubectl -l` takes them."""
+    return _matches(labels, parse_selector(selector))
+
+
+def _labels_of(pod: Any) -> dict[str, str] | None:
+    """A pod's labels, or None when they (or the pod) are not of the shape the API server gives."""
+    meta = pod.get("metadata") if isinstance(pod, dict) else None
+    labels = meta.get("labels", {}) if isinstance(meta, dict) else None
+    if labels is None and isinstance(meta, dict):
+        return {}
+    if not isinstance(labels, dict) or not all(isinstance(v, str) for v in labels.values()):
+        return None
+    return labels
+
+
+def namespace_of(item: Mapping[str, Any], problems: list[Problem]) -> Namespace | None:
+    """A Namespace object's name, labels and annotations; labels or annotations that are not strings
+    are left out, and a namespace without a name skipped, with a Problem each."""
+    meta = item.get("metadata")
+    name = meta.get("name") if isinstance(meta, dict) else None
+    if not isinstance(name, str) or not name:
+        problems.append(Problem("namespace list", f"a Namespace without a metadata.name was skipped: "
+                                                  f"{_excerpt(item)}"))
+        return None
+    labels, bad_labels = strings_only(meta.get("labels"))
+    annotations, bad_annotations = strings_only(meta.get("annotations"))
+    for what, bad in (("label", bad_labels), ("annotation", bad_annotations)):
+        if bad == ["*"]:
+            problems.append(Problem(f"namespace {name}", f"metadata.{what}s is not an object: ignored"))
+        elif bad:
+            problems.append(Problem(f"namespace {name}", f"{what}s whose values are not strings ignored: "
+                                                         f"{', '.join(bad[:10])}"))
+    return Namespace(name, dict(labels), dict(annotations))
 
 
 def load_pod_list(path: Path, settings: Settings) -> Snapshot:
     """Offline: a `kubectl get pods -A -o json` dump (a List or PodList). If it also holds ReplicaSets,
     Jobs, ReplicationControllers or Namespaces (`kubectl get pods,rs,jobs,ns -A -o json`), they are used
     to find workloads and owners."""
+    requirements = parse_selector(settings.selector) if settings.selector else None
     try:
-        with open(path, encoding="utf-8") as fh:
-            doc = json.load(fh)
+        doc = decode_json(path.read_bytes())
     except OSError as exc:
         raise ConfigError(f"cannot read pod list {path}: {exc.strerror}") from exc
-    except ValueError as exc:
-        raise ConfigError(f"pod list {path} is not JSON: {exc}") from exc
+    except ValueError as exc:  # not JSON, not UTF-8, nested too deeply
+        raise ConfigError(f"pod list {path} is not JSON: {str(exc)[:200]}") from exc
     if isinstance(doc, dict) and doc.get("kind") == "Pod":
         items: list[Any] = [doc]
     elif isinstance(doc, dict) and isinstance(doc.get("items"), list):
@@ -385,17 +584,19 @@ def load_pod_list(path: Path, settings: Settings) -> Snapshot:
     for item in items:
         kind = item.get("kind") if isinstance(item, dict) else None
         (pods if kind in (None, "Pod") else others).append(item)
-    namespaces = {
-        n["metadata"]["name"]: Namespace(n["metadata"]["name"], dict(n["metadata"].get("labels") or {}),
-                                         dict(n["metadata"].get("annotations") or {}))
-        for n in others if n.get("kind") == "Namespace" and isinstance(n.get("metadata"), dict)
-        and n["metadata"].get("name")
-    }
-    if settings.selector:
-        pods = [p for p in pods if not isinstance(p, dict)
-                or _matches_selector((p.get("metadata") or {}).get("labels") or {}, settings.selector)]
-    snap = build_snapshot(pods, settings=settings, owners=owner_index(others), namespaces={},
-                          cluster=settings.cluster_name or "offline", source=str(path), pages=1)
+    problems: list[Problem] = []
+    namespaces: dict[str, Namespace] = {}
+    for n in others:
+        if isinstance(n, dict) and n.get("kind") == "Namespace":
+            namespace = namespace_of(n, problems)
+            if namespace is not None:
+                namespaces[namespace.name] = namespace
+    if requirements is not None:
+        # A pod whose labels cannot be read is kept for parse_pod, which lists it as a problem.
+        pods = [p for p in pods if _labels_of(p) is None or _matches(_labels_of(p), requirements)]
+    snap = build_snapshot(pods, settings=settings, owners=owner_index(others, problems), namespaces={},
+                          cluster=settings.cluster_name or "offline", source=str(path), pages=1,
+                          problems=problems)
     for ns in sorted({p.namespace for p in snap.pods} - set(namespaces)):
         namespaces[ns] = Namespace(ns)
     snap.namespaces = {k: v for k, v in sorted(namespaces.items()) if in_scope(k, settings)}

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
+from job.codec import write_file
 from job.errors import ImvjobError
 from job.log import RunLog
 from job.notify.message import HTML_TYPE, XLSX_TYPE, Attachment, attachment_name, build_message
@@ -111,9 +112,9 @@ def _write_eml(messages: Iterator[Outgoing], folder: Path, log: RunLog, outcome:
         name = file_name(item.recipient)
         path = folder / f"{name}.eml"
         n = 2
-        while path.exists():
+        while path.exists() or path.is_symlink():
             path, n = folder / f"{name}-{n}.eml", n + 1
-        path.write_bytes(item.message.as_bytes())
+        write_file(path, item.message.as_bytes())  # never through a link planted in the folder
         outcome.sent += 1
         outcome.files.append(path)
         log.info(f"would mail {item.recipient}: wrote {path}")

@@ -141,8 +141,10 @@ class Previous:
         return tuple(sev)
 
 
-def read_previous(doc: dict | None) -> Previous | None:
+def read_previous(doc: "dict | Previous | None") -> Previous | None:
     """The parts of a previous summary.json the next report needs; None when unusable."""
+    if isinstance(doc, Previous):  # read already (job.report.load_previous)
+        return doc
     if not isinstance(doc, dict) or doc.get("schemaVersion") != SCHEMA_VERSION:
         return None
     try:
@@ -162,9 +164,15 @@ def read_previous(doc: dict | None) -> Previous | None:
                        for i in doc.get("images", ()))
         index = {key: i for i, key in enumerate(keys)}
         return Previous(str(doc["takenAt"]), keys, severities, index, findings, history, images)
-    except (KeyError, TypeError, ValueError, IndexError, OverflowError):
-        return None
+    except (KeyError, TypeError, ValueError, IndexError, OverflowError, AttributeError, RecursionError):
+        return None  # damaged or edited by hand: no comparison rather than a failed run
 
 
 def _by_severity(counts: dict[str, Any]) -> tuple[int, ...]:
-    return tuple(int(counts.get(s, 0)) for s in SEVERITIES)
+    return tuple(_count(counts.get(s, 0)) for s in SEVERITIES)
+
+
+def _count(value: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ValueError("not a count")
+    return value

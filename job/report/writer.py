@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
+from job.codec import atomic_open, decode_json, write_file
 from job.report.context import ReportContext
 from job.report.html import render_html
 from job.report.summary import summary_doc
@@ -24,18 +24,15 @@ def write_reports(ctx: ReportContext, out_dir: Path) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     html_path, xlsx_path, summary_path = out_dir / HTML_FILE, out_dir / XLSX_FILE, out_dir / SUMMARY_FILE
 
-    _replace(html_path, render_html(ctx).encode("utf-8", "replace"))
-    tmp = _tmp(xlsx_path)
-    try:
-        write_xlsx(ctx, dest=tmp)
-        os.replace(tmp, xlsx_path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_file(html_path, render_html(ctx).encode("utf-8", "replace"))
+    with atomic_open(xlsx_path) as fh:
+        write_xlsx(ctx, dest=fh)
 
     old = _read_bytes(summary_path)
-    if old is not None and _taken_at(old) != ctx.taken_at:
-        _replace(out_dir / PREVIOUS_FILE, old)
-    _replace(summary_path, json_bytes(summary_doc(ctx)))
+    taken_at = None if old is None else _taken_at(old)
+    if taken_at is not None and taken_at != ctx.taken_at:  # a damaged one is not worth keeping
+        write_file(out_dir / PREVIOUS_FILE, old)
+    write_file(summary_path, json_bytes(summary_doc(ctx)))
 
     ctx.artifacts.update(html=html_path, xlsx=xlsx_path, json=summary_path)
     return [html_path, xlsx_path, summary_path]
@@ -47,22 +44,27 @@ def json_bytes(doc: Any) -> bytes:
 
 
 def read_summary(path: Path) -> dict | None:
+    return read_summary_why(path)[0]
+
+
+def read_summary_why(path: Path) -> tuple[dict | None, str]:
+    """A summary.json as a JSON object, else None and why not ('' when there is no such file)."""
     data = _read_bytes(path)
-    if data is None:
-        return None
+    return (None, "") if data is None else _decode(data)
+
+
+def _decode(data: bytes) -> tuple[dict | None, str]:
     try:
-        doc = json.loads(data)
-    except ValueError:
-        return None
-    return doc if isinstance(doc, dict) else None
+        doc = decode_json(data)
+    except ValueError as exc:  # not JSON, not UTF-8, nested too deeply
+        return None, f"is not JSON ({str(exc)[:100]})"
+    return (doc, "") if isinstance(doc, dict) else (None, "is not a JSON object")
 
 
 def _taken_at(data: bytes) -> str | None:
-    try:
-        doc = json.loads(data)
-    except ValueError:
-        return None
-    return doc.get("takenAt") if isinstance(doc, dict) else None
+    doc = _decode(data)[0]
+    taken_at = doc.get("takenAt") if doc is not None else None
+    return taken_at if isinstance(taken_at, str) else None
 
 
 def _read_bytes(path: Path) -> bytes | None:
@@ -71,18 +73,3 @@ def _read_bytes(path: Path) -> bytes | None:
     except OSError:
         return None
 
-
-def _tmp(path: Path) -> Path:
-    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
-
-
-def _replace(path: Path, data: bytes) -> None:
-    tmp = _tmp(path)
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)

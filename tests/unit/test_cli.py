@@ -55,7 +55,7 @@ def test_bad_config_files_are_refused_clearly(tmp_path: Path, content: str, mess
     config = tmp_path / "config.yaml"
     config.write_text(content)
     result = invoke(["run", *DEMO, "--config", str(config), "--output", str(tmp_path)])
-    assert result.exit_code == 2 and message in result.output  # click's usage error
+    assert result.exit_code == 1 and message in result.output  # a configuration error, not "completed with errors"
     assert not (tmp_path / "summary.json").exists()
 
 
