@@ -463,17 +463,14 @@ def parse_selector(selector: str) -> list[Requirement]:
             if op in ("in", "notin"):
                 if take() != "(":
                     raise fail(f"'{op}' needs a list of values in parentheses")
-                values = []
-                while True:
+                values: list[str] = []
+                sep = take() if peek() == ")" else ","  # () is an empty set
+                while sep == ",":
                     value = "" if peek() in (",", ")") else take()
                     values.append(_check_label_value(value, fail))
                     sep = take()
-                    if sep == ")":
-                        break
-                    if sep != ",":
-                        raise fail(f"expected ',' or ')' in the values of {key!r}")
-                if values == [""]:
-                    raise fail(f"the values of '{key} {op}' cannot be empty")
+                if sep != ")":
+                    raise fail(f"expected ',' or ')' in the values of {key!r}")
                 out.append((key, op, tuple(values)))
             else:
                 value = "" if peek() in ("", ",") else take()
@@ -490,7 +487,7 @@ def parse_selector(selector: str) -> list[Requirement]:
 
 def _check_label_key(key: str, fail: Any) -> None:
     prefix, _, name = key.rpartition("/")
-    if key in ("in", "notin", "") or key in "=!(),<>" or not _LABEL_NAME.match(name) or len(name) > 63 or (
+    if not key or key in "=!(),<>" or not _LABEL_NAME.match(name) or len(name) > 63 or (
             "/" in key and (not _LABEL_PREFIX.match(prefix) or len(prefix) > 253)):
         raise fail(f"{key!r} is not a label key")
 

@@ -457,11 +457,11 @@ def test_a_valid_config_file_still_works(tmp_path: Path) -> None:
     "app=", "app", "!app", "app==web", "app!=web", "app in (web,db)", "app notin (web)", "app in (web, db )",
     "a=b,c!=d", "example.com/app=web", " app = web ", "tier in (),", "app=web,", "=web", "app=we b",
     "app in web", "app in (web", "app=web)", "-app=web", "app=-web", "a" * 64 + "=x", "app=" + "x" * 64,
-    "Bad_Prefix/app=x", "example.com/=x", "app>1", "app<x", "!app=web", "app in (a b)",
+    "Bad_Prefix/app=x", "example.com/=x", "app>1", "app<x", "!app=web", "app in (a b)", "app in ()",
 ])
 def test_the_selector_is_checked_as_the_api_server_would(tmp_path: Path, selector: str) -> None:
     valid = selector in ("app=", "app", "!app", "app==web", "app!=web", "app in (web,db)", "app notin (web)",
-                         "app in (web, db )", "a=b,c!=d", "example.com/app=web", " app = web ", "app>1")
+                         "app in (web, db )", "a=b,c!=d", "example.com/app=web", " app = web ", "app>1", "app in ()")
     result = invoke(["run", *DEMO, "--selector", selector, "-o", str(tmp_path / "out")])
     if valid:
         assert_clean(result, (0,))
@@ -480,6 +480,7 @@ def test_the_selector_still_selects(tmp_path: Path) -> None:
     assert not _matches_selector(labels, "missing in (x)")
     assert _matches_selector(labels, "missing notin (x)")
     assert _matches_selector(labels, "")
+    assert not _matches_selector(labels, "app in ()") and _matches_selector(labels, "app notin ()")
 
 
 @pytest.mark.parametrize("flag", ["--smtp-password-file", "--quay-token-file", "--clair-psk-file"])
