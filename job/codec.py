@@ -41,6 +41,8 @@ def snapshot_to_doc(snap: Snapshot) -> dict[str, Any]:
         "source": snap.source,
         "pages": snap.pages,
         "scope": list(snap.scope) if snap.scope is not None else None,
+        "selector": snap.selector,
+        "unsure": sorted(snap.unsure),
         "namespaces": [{"name": n.name, "labels": n.labels, "annotations": n.annotations}
                        for n in snap.namespaces.values()],
         "problems": [[p.where, p.message] for p in snap.problems],
@@ -71,6 +73,7 @@ def snapshot_from_doc(doc: dict[str, Any]) -> Snapshot:
         namespaces={n["name"]: Namespace(n["name"], n.get("labels") or {}, n.get("annotations") or {})
                     for n in doc["namespaces"]},
         problems=[Problem(w, m) for w, m in doc["problems"]],
+        selector=doc.get("selector") or "", unsure=set(doc.get("unsure") or ()),
     )
 
 
@@ -132,7 +135,7 @@ def outcome_to_doc(outcome: ApplyOutcome) -> dict[str, Any]:
     return {"version": FORMAT_VERSION, "created": outcome.created, "updated": outcome.updated,
             "deleted": outcome.deleted, "unchanged": outcome.unchanged, "kept": outcome.kept,
             "unmanaged": outcome.unmanaged, "failed": [[p.where, p.message] for p in outcome.failed],
-            "dryRun": outcome.dry_run, "target": outcome.target}
+            "dryRun": outcome.dry_run, "target": outcome.target, "leftOut": outcome.left_out}
 
 
 def outcome_from_doc(doc: dict[str, Any]) -> ApplyOutcome:
@@ -141,7 +144,7 @@ def outcome_from_doc(doc: dict[str, Any]) -> ApplyOutcome:
     return ApplyOutcome(created=doc["created"], updated=doc["updated"], deleted=doc["deleted"],
                         unchanged=doc["unchanged"], kept=doc["kept"], unmanaged=doc["unmanaged"],
                         failed=[Problem(w, m) for w, m in doc["failed"]], dry_run=doc["dryRun"],
-                        target=doc["target"])
+                        target=doc["target"], left_out=dict(doc.get("leftOut") or {}))
 
 
 def _check_version(doc: Any, name: str) -> None:

@@ -363,6 +363,7 @@ class SnapshotBuilder:
         self._seen: set[str] = set()
         self._cache = ParseCache()
         self._controlled: list[tuple[int, tuple[str, str, str]]] = []  # (pod index, (ns, kind, name))
+        self.unsure: set[str] = set()
 
     def add(self, pod_items: Iterable[Any]) -> None:
         with gc_paused():  # tens of thousands of new objects per page, none in a cycle
@@ -372,8 +373,13 @@ class SnapshotBuilder:
         for item in pod_items:
             if not isinstance(item, dict):
                 self.problems.append(Problem("pod list", "an item that is not an object was skipped"))
+                self.unsure.add("*")
                 continue
+            problems_before = len(self.problems)
             pod = parse_pod(item, {}, self.problems, cache=self._cache)
+            if len(self.problems) > problems_before or (pod is not None and any(c.ref is None for c in pod.containers)):
+                # Seen but not read in full: whatever it runs, its findings must not be removed.
+                self.unsure.add(_unsure_key(item))
             if pod is None or not in_scope(pod.namespace, self.settings):
                 continue
             if pod.key in self._seen:  # a LIST never repeats a pod; a hand-made file might
@@ -398,7 +404,18 @@ class SnapshotBuilder:
         self._controlled.clear()
         return Snapshot(taken_at=_now(), cluster=cluster, pods=pods, namespaces=dict(namespaces),
                         problems=self.problems, source=source, pages=pages,
-                        scope=scope_of(self.settings, list(namespaces) + [p.namespace for p in pods]))
+                        scope=scope_of(self.settings, list(namespaces) + [p.namespace for p in pods]),
+                        selector=self.settings.selector, unsure=self.unsure)
+
+
+def _unsure_key(item: Any) -> str:
+    """What an item that was not read in full stands for: its pod, else its namespace, else all."""
+    meta = item.get("metadata") if isinstance(item, dict) else None
+    namespace = meta.get("namespace") if isinstance(meta, dict) else None
+    if not isinstance(namespace, str) or not namespace:
+        return "*"
+    name = meta.get("name")
+    return f"{namespace}/{name}" if isinstance(name, str) and name else namespace
 
 
 def build_snapshot(pod_items: Iterable[Mapping[str, Any]], *, settings: Settings, owners: Mapping,
@@ -594,6 +611,12 @@ def load_pod_list(path: Path, settings: Settings) -> Snapshot:
     snap = build_snapshot(pods, settings=settings, owners=owner_index(others, problems), namespaces={},
                           cluster=settings.cluster_name or "offline", source=str(path), pages=1,
                           problems=problems)
+    list_meta = doc.get("metadata") if isinstance(doc, dict) else None
+    if isinstance(list_meta, dict) and list_meta.get("continue"):
+        # One page of a paginated LIST: the pods of the other pages are not known to be gone.
+        snap.problems.append(Problem(str(path), "the pod list is one page of a longer list (metadata.continue "
+                                                "is set): nothing it does not hold is taken as gone"))
+        snap.unsure.add("*")
     for ns in sorted({p.namespace for p in snap.pods} - set(namespaces)):
         namespaces[ns] = Namespace(ns)
     snap.namespaces = {k: v for k, v in sorted(namespaces.items()) if in_scope(k, settings)}

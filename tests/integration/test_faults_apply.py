@@ -209,3 +209,24 @@ def test_a_retry_after_a_killed_run_waits_for_its_lease(cluster: Cluster) -> Non
     assert cluster.play()[0] == 0  # the default wait
     assert 5 < time.monotonic() - started < 60
     assert set(cluster.imvs(a)) == {N_WEB}
+
+
+class ListCutHalfWay(kube_mod.Kube):
+    """The connection drops after the first page of pods (the continue token then expires, say)."""
+
+    def list_pages(self, path: str, **kwargs):
+        pages = super().list_pages(path, **kwargs)
+        if not path.endswith("/pods"):
+            yield from pages
+            return
+        yield next(pages)
+        raise kube_mod.KubeError(f"GET {path}: 410 the provided continue parameter is too old", status=410)
+
+
+def test_a_pod_list_that_fails_half_way_changes_nothing(cluster: Cluster) -> None:
+    a = populate(cluster)
+    before = contents(cluster, a)
+    with pytest.raises(kube_mod.KubeError, match="continue"):
+        _play_with(cluster, ListCutHalfWay, page_size=1)
+    assert contents(cluster, a) == before
+    assert writes(cluster.kubes[-1]) == {}
