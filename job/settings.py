@@ -91,10 +91,10 @@ class Settings:
                                group="registry")
     harbor_host: tuple[str, ...] = _opt((), "Registry host glob served by Harbor's scan API (repeatable).",
                                         group="registry", multiple=True)
-    quay_token_file: str = _opt("", "File holding a Quay API bearer token; or env IMVJOB_QUAY_TOKEN.",
-                                group="registry")
+    quay_token_file: str = _opt("", "File holding a Quay API bearer token (needs --quay-token-host); or env "
+                                    "IMVJOB_QUAY_TOKEN.", group="registry")
     quay_token_host: tuple[str, ...] = _opt((), "Registry host glob that may receive the Quay API token (repeatable; "
-                                                "default: every host that advertises the Quay API).",
+                                                "required with a token: no other host gets it).",
                                             group="registry", multiple=True)
     global_pull_secret: str = _opt("openshift-config/pull-secret",
                                    "'namespace/name' of the cluster-wide pull secret ('' for none).",

@@ -5,9 +5,9 @@ is asked once per run for Quay's discovery document. A host with no security API
 cannot be reached for discovery, settles all its manifests with one reason.
 
 The Quay API token (--quay-token-file / IMVJOB_QUAY_TOKEN) is one token for Quay hosts: it is
-offered, before any pull secret, to the hosts that match --quay-token-host, or, when that is not
-set, to every host that advertises the Quay API (said in the log once per host, since any
-registry a pod names could advertise it). It never goes to Clair, Harbor or other hosts.
+offered, before any pull secret, to the hosts that match --quay-token-host and to no other. A
+token with no such host is a configuration error: any registry a pod names can advertise the
+Quay API and ask for credentials, so an advertisement is no reason to send it.
 """
 from __future__ import annotations
 
@@ -59,6 +59,9 @@ class Router:
         self._discovered: Once[QuayBackend | HostVerdict] = Once()
         token = read_secret("IMVJOB_QUAY_TOKEN", settings.quay_token_file)
         self.quay_token = Credential("Bearer " + token, "Quay API token") if token else None
+        if token and not settings.quay_token_host:
+            raise ConfigError("a Quay API token is set (IMVJOB_QUAY_TOKEN or --quay-token-file) but no "
+                              "--quay-token-host names the hosts it may go to")
         self.clair: ClairBackend | None = None
         if settings.clair_host and not settings.clair_url:
             raise ConfigError("--clair-host needs --clair-url")
@@ -94,14 +97,7 @@ class Router:
             return HostVerdict(exc.state, exc.detail)
         if not template:
             return HostVerdict(ScanState.NO_API, f"no security API at {scheme}://{host} ({why})")
-        token = None
-        if self.quay_token is not None:
-            if not self.settings.quay_token_host:
-                token = self.quay_token
-                self.log.warn(f"{host} advertises the Quay API: it gets the Quay API token when it asks for "
-                              f"credentials (restrict with --quay-token-host)")
-            elif host_matches(host, self.settings.quay_token_host):
-                token = self.quay_token
+        token = self.quay_token if host_matches(host, self.settings.quay_token_host) else None
         return QuayBackend(auth=self.auth, scheme=scheme, host=host, template=template, token=token,
                            reader=self.reader)
 

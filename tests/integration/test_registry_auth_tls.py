@@ -139,23 +139,6 @@ def test_quay_token_goes_only_to_the_hosts_it_is_meant_for(sims, registry_settin
     assert "Bearer quay-token" not in {s.authorization for s in b.seen}
 
 
-def test_quay_token_without_host_list_goes_to_every_quay_host_and_says_so(sims, registry_settings, monkeypatch):
-    a, b = sims(), sims()
-    for host in (a, b):
-        role = QuayRole(host)
-        role.accepted_auth = {"Bearer tok-7f3a9e"}
-        role.reports[digest(host.port)] = compat_bytes("quay", "noVulns.json")
-    monkeypatch.setenv("IMVJOB_QUAY_TOKEN", "tok-7f3a9e")
-    log = RecordingLog()
-    requests = [ScanRequest(ImageRef(h.host, "org/app", digest(h.port))) for h in (a, b)]
-    results = scan_manifests(requests, registry_settings(), secrets=None, log=log)
-    assert {r.state for r in results.values()} == {ScanState.SCANNED}
-    warnings = log.messages("warning")
-    assert sum(a.host in w and "Quay API token" in w for w in warnings) == 1
-    assert sum(b.host in w and "Quay API token" in w for w in warnings) == 1
-    assert all("tok-7f3a9e" not in line for _, line in log.lines)
-
-
 def test_extra_certs_work_while_requests_ca_bundle_points_elsewhere(sims, registry_settings, monkeypatch, sim_ca):
     host = sims()
     QuayRole(host).reports[digest(1)] = compat_bytes("quay", "noVulns.json")
