@@ -60,6 +60,10 @@ def run_apply_stage(snap: Snapshot, results: dict[ImageRef, ScanResult], setting
     log.task("apply")
     now = dt.datetime.now(dt.timezone.utc)
     state = desired.desired_state(snap, results, now=now, shard=scan.shard_of(settings))
+    if state.listed is not None:
+        log.info(f"pods narrowed by the selector {snap.selector!r}: the objects' other pods are kept, not removed")
+    if state.unsure:
+        log.info(f"{len(state.unsure)} pods or namespaces could not be read in full: nothing of theirs is removed")
     if settings.offline:
         outcome = apply_stage.write_offline(state, _out(settings) / "imagemanifestvulns.yaml")
         log.info(f"{len(outcome.created)} objects written to {outcome.target}")
