@@ -73,6 +73,14 @@ class Settings:
     connect_timeout: float = _opt(5.0, "Seconds to connect to a registry.", group="registry")
     read_timeout: float = _opt(30.0, "Seconds to wait for a registry's answer.", group="registry")
     max_response_mb: int = _opt(64, "Largest registry response read, in MiB.", group="registry")
+    registry_memory_mb: int = _opt(192, "MiB of registry answers held at once, all requests together, counting "
+                                        "what decoding them takes (at least --max-response-mb).", group="registry")
+    request_deadline: float = _opt(60.0, "Seconds one registry request may take in all, the whole answer read "
+                                         "(a registry can send one byte a second: no read timeout ends that).",
+                                   group="registry")
+    scan_deadline: float = _opt(1800.0, "Seconds the whole scan may take; manifests not answered by then are "
+                                        "errors (kept as they were). Keep it well under the CronJob's "
+                                        "activeDeadlineSeconds, for apply and report (0: none).", group="registry")
     retries: int = _opt(4, "Retries of a registry request after a connection error, 5xx or 429.",
                         group="registry")
     retry_budget: float = _opt(60.0, "Seconds one manifest's retries may take in all.", group="registry")

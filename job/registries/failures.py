@@ -43,10 +43,11 @@ class BadResponse(ScanFailure):
     state = ScanState.ERROR
 
 
-def excerpt(body: bytes | str, limit: int = EXCERPT_CHARS) -> str:
+def excerpt(body: bytes | bytearray | str, limit: int = EXCERPT_CHARS) -> str:
     """A short, single-line, printable excerpt of untrusted text (HTML tags dropped)."""
-    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
-    text = text[: limit * 20]
+    # Only the start is looked at: an answer can be tens of MiB.
+    text = body[: limit * 20]
+    text = bytes(text).decode("utf-8", "replace") if isinstance(text, (bytes, bytearray)) else text
     text = _TAGS.sub(" ", text)
     text = _SPACE.sub(" ", text).strip()
     text = _UNPRINTABLE.sub("?", text)

@@ -5,7 +5,10 @@ Every registry, Clair and token request goes through `HttpClient.request`, which
   it sleeps between retries), so neither bound is ever exceeded;
 - retries connection errors, timeouts, 429 and 5xx with exponential backoff and jitter,
   honouring Retry-After, within `retries` and the manifest's time budget;
-- reads at most max_response_mb of a body (counting decoded bytes);
+- reads at most max_response_mb of a body (counting decoded bytes), and holds the bodies of all
+  requests, and what decoding them takes, within registry_memory_mb (see bounds.py);
+- cuts an attempt still running after request_deadline, and every request at the scan stage's
+  deadline, whatever the registry trickles;
 - follows redirects itself: Authorization is dropped when the host changes and https is never
   downgraded to http, so credentials only ever reach the host they were meant for;
 - gives a host up for the run after breaker_threshold consecutive failures.
@@ -13,11 +16,12 @@ Every registry, Clair and token request goes through `HttpClient.request`, which
 from __future__ import annotations
 
 import http.cookiejar
+import math
 import re
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 from urllib.parse import urljoin, urlsplit
 
 import requests
@@ -26,8 +30,9 @@ from requests.structures import CaseInsensitiveDict
 
 from job import __version__
 from job.codec import decode_json
+from job.registries.bounds import ByteBudget, TooBig, Watch, Watchdog, decode_cost, watched_pools
 from job.registries.breaker import HostBreaker
-from job.registries.failures import BadResponse, Unreachable, excerpt
+from job.registries.failures import BadResponse, ScanFailure, Unreachable, excerpt
 from job.registries.retry import UNAVAILABLE, backoff_delay, is_retryable, parse_retry_after
 from job.registries.tls import Trust
 from job.settings import Settings
@@ -49,13 +54,18 @@ _TLS_REASONS = (
 class Reply:
     status: int
     headers: CaseInsensitiveDict
-    body: bytes
+    #: A bytearray when read from the network: turned into bytes, it would be held twice meanwhile.
+    body: bytes | bytearray
     url: str
     #: How many times the request was sent (1 + retries).
     attempts: int = 1
+    #: Reserves bytes of the run's memory budget for the manifest that asked (raises when it cannot).
+    charge: Callable[[int], None] | None = field(default=None, repr=False, compare=False)
 
     def json(self, what: str) -> Any:
         """The body as JSON; garbage (HTML, invalid JSON) is a BadResponse naming `what`."""
+        if self.charge is not None:
+            self.charge(decode_cost(self.body))
         try:
             return decode_json(self.body)
         except (ValueError, UnicodeDecodeError):
@@ -63,15 +73,32 @@ class Reply:
             raise BadResponse(f"{what} is not JSON ({kind}, HTTP {self.status}): {excerpt(self.body)}") from None
 
 
-@dataclass
+@dataclass(eq=False)
 class RetryBudget:
-    """One manifest's allowance of retry time; shared by all its requests."""
+    """One manifest's allowance, shared by all its requests: retry time, the scan stage's
+    deadline, and the bytes of the run's memory budget it holds until its scan ends."""
 
     seconds: float
     started: float = field(default_factory=time.monotonic)
+    #: time.monotonic() at which the scan stage ends.
+    deadline: float = math.inf
+    held: int = 0
 
     def remaining(self) -> float:
-        return self.seconds - (time.monotonic() - self.started)
+        now = time.monotonic()
+        return min(self.seconds - (now - self.started), self.deadline - now)
+
+
+class DeadlinePassed(ScanFailure):
+    """The scan stage's deadline came before this manifest's answer."""
+
+
+class _Starved(Exception):
+    """No memory for an answer before the request's deadline."""
+
+
+class _Cut(Exception):
+    """The request's deadline cut it."""
 
 
 class _NoNetrc(AuthBase):
@@ -88,6 +115,16 @@ class _TrustAdapter(requests.adapters.HTTPAdapter):
     def __init__(self, trust: Trust, **kwargs: Any) -> None:
         self._trust = trust
         super().__init__(**kwargs)
+
+    # Connections are handed to the request's deadline watch (bounds.py), proxied ones too.
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = watched_pools(self.poolmanager.pool_classes_by_scheme)
+
+    def proxy_manager_for(self, proxy: str, **kwargs: Any) -> Any:
+        manager = super().proxy_manager_for(proxy, **kwargs)
+        manager.pool_classes_by_scheme = watched_pools(manager.pool_classes_by_scheme)
+        return manager
 
     def _ours(self, verify: Any) -> bool:
         return isinstance(verify, str) and verify == self._trust.ca_file
@@ -154,6 +191,10 @@ class HttpClient:
         self.settings = settings
         self.trust = trust
         self.max_bytes = max(1, settings.max_response_mb) * 1024 * 1024
+        # At least one answer of the largest size fits.
+        self.memory_mb = max(settings.registry_memory_mb, settings.max_response_mb, 1)
+        self.memory = ByteBudget(self.memory_mb * 1024 * 1024)
+        self.watchdog = Watchdog()
         self.session = requests.Session()
         # Proxies from HTTP(S)_PROXY / NO_PROXY, read once per host (_proxies): requests would read
         # the whole environment again on every request. CA trust never from the environment (see
@@ -193,7 +234,20 @@ class HttpClient:
             return {host: (s.requests, s.retries) for host, s in self._stats.items()}
 
     def close(self) -> None:
+        self.watchdog.close()
         self.session.close()
+
+    def release(self, budget: RetryBudget) -> None:
+        """The manifest's scan is over: the bytes it held go back to the run's memory budget."""
+        self.memory.release(budget)
+
+    def deadline_passed(self) -> DeadlinePassed:
+        return DeadlinePassed(f"the scan stage's deadline ({self.settings.scan_deadline:g}s, --scan-deadline) "
+                              "passed before this manifest was answered")
+
+    def _stage_check(self, budget: RetryBudget) -> None:
+        if time.monotonic() >= budget.deadline:
+            raise self.deadline_passed()
 
     def _proxies_for(self, url: str) -> dict[str, str]:
         """The environment's proxies for this scheme and host ({} when NO_PROXY bypasses them)."""
@@ -241,25 +295,40 @@ class HttpClient:
         netloc = _netloc(url)
         slot, breaker, stats = self._host(netloc)
         timeout = (self.settings.connect_timeout, read_timeout)
+        # Everything an attempt may take, the whole answer read; a request given a longer read
+        # timeout than the run's (Clair's indexing) gets at least that.
+        allowed = self.settings.request_deadline
+        if read_timeout > self.settings.read_timeout:
+            allowed = max(allowed, read_timeout)
         attempt = 0
         while True:
             if breaker.is_open:
                 raise Unreachable(f"{label} unreachable: {breaker.reason}")
+            self._stage_check(budget)
             with self._lock:
                 stats.requests += 1
                 stats.retries += 1 if attempt else 0
+            watch = None
             try:
-                with slot, self._global:
-                    reply = self._send_once(method, url, headers=headers, json_body=json_body, label=label,
-                                            timeout=timeout, attempts=attempt + 1)
+                with self._slot(slot, budget), self._slot(self._global, budget):
+                    with self.watchdog.watch(min(time.monotonic() + allowed, budget.deadline)) as watch:
+                        reply = self._send_once(method, url, headers=headers, json_body=json_body, label=label,
+                                                timeout=timeout, attempts=attempt + 1, budget=budget,
+                                                watch=watch)
             except _NOT_SENDABLE:
                 # E.g. a pull secret whose token holds a line break: no retry can help, and the
                 # message would quote the header, so it is not repeated.
                 raise BadResponse(f"{label} request could not be sent (invalid header value or URL)") from None
             except requests.exceptions.ContentDecodingError:
                 raise BadResponse(f"{label} answer could not be decoded (bad Content-Encoding)") from None
-            except requests.RequestException as exc:
-                reason = _connection_reason(exc, timeout)
+            except (requests.RequestException, OSError, _Starved, _Cut) as exc:
+                self._stage_check(budget)  # cut by the stage's deadline: that is the reason
+                if isinstance(exc, _Starved):
+                    reason = f"no memory for the answer within {allowed:g}s (--registry-memory-mb)"
+                elif watch is not None and watch.expired:
+                    reason = f"no complete answer within {allowed:g}s (--request-deadline)"
+                else:
+                    reason = _connection_reason(exc, timeout)
                 breaker.failure(reason)
                 wait = self._next_wait(attempt, None, budget)
                 if wait is None or breaker.is_open:
@@ -291,8 +360,29 @@ class HttpClient:
             return None
         return wait
 
+    def _slot(self, semaphore: threading.BoundedSemaphore, budget: RetryBudget) -> "_Held":
+        """Hold `semaphore`, waiting no later than the scan stage's deadline."""
+        wait = budget.deadline - time.monotonic()
+        if not semaphore.acquire(timeout=None if wait == math.inf else max(0.0, wait)):
+            raise self.deadline_passed()
+        return _Held(semaphore)
+
+    def _charge(self, n: int, *, budget: RetryBudget, until: float, label: str) -> bool:
+        try:
+            return self.memory.take(n, holder=budget, until=until)
+        except TooBig:
+            raise BadResponse(f"{label} answer would take more than {self.memory_mb} MiB once decoded "
+                              "(--registry-memory-mb)") from None
+
+    def _charge_decoding(self, n: int, *, budget: RetryBudget, label: str) -> None:
+        until = min(time.monotonic() + self.settings.request_deadline, budget.deadline)
+        if not self._charge(n, budget=budget, until=until, label=label):
+            self._stage_check(budget)
+            raise BadResponse(f"{label} answer: no memory to decode it within {self.settings.request_deadline:g}s "
+                              "(--registry-memory-mb)")
+
     def _send_once(self, method: str, url: str, *, headers: dict[str, str], json_body: Any, label: str,
-                   timeout: tuple[float, float], attempts: int) -> Reply:
+                   timeout: tuple[float, float], attempts: int, budget: RetryBudget, watch: Watch) -> Reply:
         host = _netloc(url)
         response = self.session.request(method, url, headers=headers, json=json_body, timeout=timeout,
                                         verify=self.trust.verify(host), allow_redirects=False, stream=True,
@@ -303,13 +393,35 @@ class HttpClient:
                 raise self._too_large(label)
             body = bytearray()
             for chunk in response.iter_content(_CHUNK):
-                body += chunk
-                if len(body) > self.max_bytes:
+                if len(body) + len(chunk) > self.max_bytes:
                     raise self._too_large(label)
-            return Reply(status=response.status_code, headers=response.headers, body=bytes(body), url=url,
-                         attempts=attempts)
+                # Held until the manifest's scan ends, with every other answer in flight.
+                if not self._charge(len(chunk), budget=budget, until=watch.deadline, label=label):
+                    raise _Starved
+                body += chunk
+            if watch.expired:  # cut while the headers came: what was read looks complete, and is not
+                raise _Cut
+            return Reply(status=response.status_code, headers=response.headers, body=body, url=url,
+                         attempts=attempts,
+                         charge=lambda n: self._charge_decoding(n, budget=budget, label=label))
         finally:
+            watch.stop()
             response.close()
 
     def _too_large(self, label: str) -> BadResponse:
         return BadResponse(f"{label} response larger than {self.settings.max_response_mb} MiB")
+
+
+class _Held:
+    """Releases a semaphore acquired by HttpClient._slot."""
+
+    __slots__ = ("_semaphore",)
+
+    def __init__(self, semaphore: threading.BoundedSemaphore) -> None:
+        self._semaphore = semaphore
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        self._semaphore.release()

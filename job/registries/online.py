@@ -12,6 +12,7 @@ Quay API and ask for credentials, so an advertisement is no reason to send it.
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass
@@ -49,8 +50,9 @@ class HostVerdict:
 
 class Router:
     def __init__(self, settings: Settings, *, client: HttpClient, auth: AuthFlow, registry: RegistryV2,
-                 trust: Trust, log: RunLog, reader: Reader | None = None) -> None:
+                 trust: Trust, log: RunLog, reader: Reader | None = None, stage_end: float = math.inf) -> None:
         self.settings = settings
+        self.stage_end = stage_end
         self.reader = reader
         self.client = client
         self.auth = auth
@@ -89,12 +91,17 @@ class Router:
             return HarborBackend(auth=self.auth, scheme=scheme, host=target)
         return self._discovered.get(target, lambda: self._discover(scheme, target))
 
+    def budget(self) -> RetryBudget:
+        return RetryBudget(self.settings.retry_budget, deadline=self.stage_end)
+
     def _discover(self, scheme: str, host: str) -> QuayBackend | HostVerdict:
+        budget = self.budget()
         try:
-            template, why = discover(client=self.client, scheme=scheme, host=host,
-                                     budget=RetryBudget(self.settings.retry_budget))
+            template, why = discover(client=self.client, scheme=scheme, host=host, budget=budget)
         except ScanFailure as exc:
             return HostVerdict(exc.state, exc.detail)
+        finally:
+            self.client.release(budget)
         if not template:
             return HostVerdict(ScanState.NO_API, f"no security API at {scheme}://{host} ({why})")
         token = self.quay_token if host_matches(host, self.settings.quay_token_host) else None
@@ -158,13 +165,15 @@ def scan_online(requests: Sequence[ScanRequest], settings: Settings, *, secrets:
     auth = AuthFlow(client, store)
     try:
         registry = RegistryV2(client=client, store=store, trust=trust)
-        router = Router(settings, client=client, auth=auth, registry=registry, trust=trust, log=log,
-                        reader=Reader(vulnerable_only=vulnerable_only))
-        results: dict[ImageRef, ScanResult] = {}
         started = time.monotonic()
+        # Past this, every manifest not answered yet is an error: no host may hold the apply.
+        stage_end = started + settings.scan_deadline if settings.scan_deadline > 0 else math.inf
+        router = Router(settings, client=client, auth=auth, registry=registry, trust=trust, log=log,
+                        reader=Reader(vulnerable_only=vulnerable_only), stage_end=stage_end)
+        results: dict[ImageRef, ScanResult] = {}
 
         def scan_one(request: ScanRequest) -> ScanResult:
-            return _scan_one(request, router, settings, log)
+            return _scan_one(request, router, log)
 
         def collect(request: ScanRequest, result: ScanResult) -> None:
             # Clair and Harbor reports list every package too: only the vulnerable ones are kept.
@@ -181,19 +190,24 @@ def scan_online(requests: Sequence[ScanRequest], settings: Settings, *, secrets:
         trust.close()
 
 
-def _scan_one(request: ScanRequest, router: Router, settings: Settings, log: RunLog) -> ScanResult:
+def _scan_one(request: ScanRequest, router: Router, log: RunLog) -> ScanResult:
     ref = request.ref
     problem = ref_problem(ref)
     if problem:
         return ScanResult(ref, ScanState.ERROR, detail=problem)
+    budget = router.budget()
     try:
+        if time.monotonic() >= budget.deadline:
+            raise router.client.deadline_passed()
         target = router.backend_for(ref.host)
         if isinstance(target, HostVerdict):
             return ScanResult(ref, target.state, detail=target.detail, backend=target.backend)
-        return target.scan(request, budget=RetryBudget(settings.retry_budget))
+        return target.scan(request, budget=budget)
     except ScanFailure as exc:
         return ScanResult(ref, exc.state, detail=exc.detail)
     except Exception as exc:  # noqa: BLE001 - one manifest's bug must not end the run
         message = f"internal error: {type(exc).__name__}: {excerpt(str(exc), 160)}"
         log.error(f"{ref}: {message}")
         return ScanResult(ref, ScanState.ERROR, detail=message)
+    finally:
+        router.client.release(budget)

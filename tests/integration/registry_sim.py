@@ -92,6 +92,8 @@ class Fault:
     delay: float = 0.0  # wait this long first (then the fault's answer, or the normal one)
     hang: bool = False  # never answer until the server stops
     huge: int = 0  # stream this many bytes with no Content-Length
+    trickle: float = 0.0  # send the headers at once, then `body` one byte every `trickle` seconds
+    trickle_headers: bool = False  # with `trickle`: send the status line, then the headers that slowly
     times: int | None = None  # only the first N matching requests
     used: int = 0
 
@@ -235,6 +237,9 @@ class SimHost:
                 if fault.huge:
                     self._stream_huge(h, fault.huge)
                     return
+                if fault.trickle:
+                    self._trickle(h, fault)
+                    return
                 if fault.status is not None:
                     self._send(h, Answer(fault.status, fault.body, dict(fault.headers)))
                     return
@@ -273,6 +278,25 @@ class SimHost:
                 h.wfile.write(answer.body)
         except (BrokenPipeError, ConnectionResetError, ssl.SSLError, OSError):
             h.close_connection = True
+
+    def _trickle(self, h: BaseHTTPRequestHandler, fault: Fault) -> None:
+        h.close_connection = True
+        try:
+            if fault.trickle_headers:
+                h.wfile.write(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+            else:
+                h.send_response(fault.status or 200)
+                h.send_header("Content-Type", "application/json")
+                h.send_header("Content-Length", str(len(fault.body)))
+                h.end_headers()
+            h.wfile.flush()
+            for i in range(len(fault.body)):
+                if self.stopping.wait(fault.trickle):
+                    return
+                h.wfile.write(fault.body[i:i + 1])
+                h.wfile.flush()
+        except (BrokenPipeError, ConnectionResetError, ssl.SSLError, OSError):
+            pass
 
     def _stream_huge(self, h: BaseHTTPRequestHandler, size: int) -> None:
         h.close_connection = True
