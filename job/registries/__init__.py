@@ -27,7 +27,8 @@ def scan_manifests(requests: Sequence[ScanRequest], settings: Settings, *, secre
     if settings.secscan_dir:
         from job.registries.offline import scan_directory
 
-        return scan_directory(requests, settings.secscan_dir, log=log, vulnerable_only=vulnerable_only)
+        return scan_directory(requests, settings.secscan_dir, log=log, vulnerable_only=vulnerable_only,
+                              max_response_mb=settings.max_response_mb)
     from job.registries.online import scan_online
 
     return scan_online(requests, settings, secrets=secrets, log=log, vulnerable_only=vulnerable_only)

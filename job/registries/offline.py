@@ -1,6 +1,14 @@
-"""Offline scans: Quay security API responses read from DIR/sha256.<hex>.json, no network."""
+"""Offline scans: Quay security API responses read from DIR/sha256.<hex>.json, no network.
+
+Only regular files are read, and at most the size cap: an entry can be a FIFO (which would
+block), a link to /dev/zero (which never ends) or a socket. Links are followed, so that a
+ConfigMap mount (each key a link through `..data/`) works; what they lead to must be a
+regular file.
+"""
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 from typing import Sequence
 
@@ -14,17 +22,53 @@ from job.registries.refs import ref_problem
 BACKEND = "offline"
 
 
-def read_report(*, directory: Path, ref: ImageRef, reader: Reader | None = None) -> ScanResult:
+_KINDS = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+          (stat.S_ISDIR, "a folder"), (stat.S_ISSOCK, "a socket"))
+
+
+class NotReadable(Exception):
+    pass
+
+
+def read_regular(path: Path, *, max_bytes: int) -> bytes:
+    """The bytes of a regular file of at most max_bytes. I/O. Raises FileNotFoundError,
+    NotReadable (with the reason) or OSError."""
+    # O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer.
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            kind = next((words for test, words in _KINDS if test(mode)), "something else")
+            raise NotReadable(f"{path} is not a regular file ({kind})")
+        os.set_blocking(fd, True)
+        chunks, size = [], 0
+        while size <= max_bytes:  # one byte past the cap tells a file too big
+            chunk = os.read(fd, min(1 << 20, max_bytes + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        if size > max_bytes:
+            raise NotReadable(f"{path} is larger than {max_bytes // (1024 * 1024)} MiB (--max-response-mb)")
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def read_report(*, directory: Path, ref: ImageRef, reader: Reader | None = None,
+                max_bytes: int = 64 * 1024 * 1024) -> ScanResult:
     problem = ref_problem(ref)
     if problem:  # the digest names a file: nothing but sha256:<hex> may
         return ScanResult(ref, ScanState.ERROR, detail=problem, backend=BACKEND)
     name = f"{ref.name}.json"
     path = directory / name
     try:
-        raw = path.read_bytes()
+        raw = read_regular(path, max_bytes=max_bytes)
     except FileNotFoundError:
         return ScanResult(ref, ScanState.NOT_FOUND, detail=f"no report in secscan-dir (no file {name} in "
                           f"{directory})", backend=BACKEND)
+    except NotReadable as exc:
+        return ScanResult(ref, ScanState.ERROR, detail=str(exc), backend=BACKEND)
     except OSError as exc:
         return ScanResult(ref, ScanState.ERROR, detail=f"cannot read {path}: {exc.strerror}", backend=BACKEND)
     try:
@@ -37,8 +81,8 @@ def read_report(*, directory: Path, ref: ImageRef, reader: Reader | None = None)
     return ScanResult(ref, state, report=report, detail=detail, backend=BACKEND)
 
 
-def scan_directory(requests: Sequence[ScanRequest], directory: str, *, log: RunLog,
-                   vulnerable_only: bool = False) -> dict[ImageRef, ScanResult]:
+def scan_directory(requests: Sequence[ScanRequest], directory: str, *, log: RunLog, vulnerable_only: bool = False,
+                   max_response_mb: int = 64) -> dict[ImageRef, ScanResult]:
     root = Path(directory)
     if not root.is_dir():
         # Every manifest would be "not found"; a wrong path is a configuration error, said once.
@@ -47,6 +91,7 @@ def scan_directory(requests: Sequence[ScanRequest], directory: str, *, log: RunL
     total = len(requests)
     reader = Reader(vulnerable_only=vulnerable_only)
     for done, request in enumerate(requests, 1):
-        results[request.ref] = read_report(directory=root, ref=request.ref, reader=reader)
+        results[request.ref] = read_report(directory=root, ref=request.ref, reader=reader,
+                                           max_bytes=max(1, max_response_mb) * 1024 * 1024)
         log.progress("manifests scanned", done, total)
     return results
