@@ -60,7 +60,7 @@ class Feeds:
     status: tuple[FeedStatus, ...] = ()
 
 
-NO_FEEDS = Feeds()
+NO_FEEDS = Feeds(status=(FeedStatus("KEV", "", "not configured"), FeedStatus("EPSS", "", "not configured")))
 
 
 # --- matching ------------------------------------------------------------------------------------

@@ -11,11 +11,12 @@ from job.log import RunLog
 from job.model import ApplyOutcome, ImageRef, Problem, ScanResult, Snapshot
 from job.report import context as _context
 from job.report.context import ReportContext
+from job.report.ranking import Triage
 from job.report.summary import SCHEMA_VERSION, Previous, read_previous
 from job.report.writer import PREVIOUS_FILE, SUMMARY_FILE, read_summary_why, write_reports
 from job.settings import Settings
 
-__all__ = ["ReportContext", "build_context", "load_previous", "write_reports"]
+__all__ = ["ReportContext", "Triage", "build_context", "load_previous", "write_reports"]
 
 
 def load_previous(path: Path, *, current: Snapshot, log: RunLog | None = None) -> Previous | None:
@@ -40,6 +41,11 @@ def load_previous(path: Path, *, current: Snapshot, log: RunLog | None = None) -
         else:
             previous = read_previous(doc)
             why = "" if previous is not None else "is damaged (a field is missing or of the wrong type)"
+            if previous is not None and previous.first_seen_problem:
+                message = f"{file}: {previous.first_seen_problem}"
+                current.problems.append(Problem("previous run", message))
+                if log is not None:
+                    log.warn(f"previous run: {message}")
     if why:
         message = f"{file} {why}: comparison skipped, nothing is shown as new or resolved since then"
         current.problems.append(Problem("previous run", message))
@@ -49,6 +55,8 @@ def load_previous(path: Path, *, current: Snapshot, log: RunLog | None = None) -
 
 
 def build_context(*, snapshot: Snapshot, results: dict[ImageRef, ScanResult], outcome: ApplyOutcome | None,
-                  previous: Previous | dict | None, settings: Settings) -> ReportContext:
+                  previous: Previous | dict | None, settings: Settings, triage: Triage | None = None,
+                  ) -> ReportContext:
+    """triage: the feeds and SLA policy to rank with; None: no feeds, the policy of the settings."""
     return _context.build(snapshot=snapshot, results=results, outcome=outcome, previous=previous,
-                          settings=settings)
+                          settings=settings, triage=triage)

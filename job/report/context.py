@@ -15,10 +15,12 @@ from typing import Any, Iterable, Iterator
 
 from job.model import (SEVERITIES, SEVERITY_RANK, ApplyOutcome, Feature, ImageRef, Pod, ScanResult, ScanState,
                        Snapshot, Vulnerability, Workload)
-from job.report import summary
+from job.report import ranking, summary
+from job.report.ranking import Triage, WorkloadTriage
 from job.report.owners import namespace_owners
 from job.report.text import one_line, safe_link
 from job.settings import Settings
+from job.triage import Finding, day_of
 
 #: State of a running manifest that has no scan result at all (another shard's, or no scan ran).
 NO_RESULT = "no result"
@@ -140,6 +142,8 @@ class WorkloadItem:
     fixes: tuple[Fix, ...]
     keys: frozenset[FindingKey]
     new_keys: tuple[FindingKey, ...] = ()
+    #: Its findings ranked, their age and deadlines (job.report.ranking); None without findings.
+    triage: WorkloadTriage | None = None
 
     @property
     def key(self) -> WorkloadKey:
@@ -331,6 +335,7 @@ class _Inputs:
     previous: summary.Previous | None
     settings: Settings
     pods_by_namespace: dict[str, list[Pod]]
+    triage: Triage = Triage()
 
 
 @dataclass(slots=True, eq=False)
@@ -355,6 +360,10 @@ class ReportContext:
     findings: dict[WorkloadKey, frozenset[FindingKey]]
     severity_of: dict[FindingKey, str]
     inputs: _Inputs
+    #: The snapshot's day (a date ordinal): what days open, due and overdue are counted against.
+    today: int = 0
+    #: Per workload, the day each finding older than this run was first seen (for the next run).
+    first_seen: dict[WorkloadKey, dict[FindingKey, int]] = field(default_factory=dict)
     #: Files written from exactly this context ("html", "xlsx", "json" → path), for reuse.
     artifacts: dict[str, Path] = field(default_factory=dict)
 
@@ -369,6 +378,15 @@ class ReportContext:
     @property
     def affected_workloads(self) -> tuple[WorkloadItem, ...]:
         return tuple(w for w in self.workloads if w.counts.total)
+
+    @property
+    def triage(self) -> Triage:
+        return self.inputs.triage
+
+    @property
+    def overdue(self) -> list[tuple[WorkloadItem, Finding]]:
+        """Every overdue finding with its workload, the longest overdue first."""
+        return ranking.overdue_rows(self.workloads)
 
     @property
     def entries(self) -> int:
@@ -388,11 +406,12 @@ class ReportContext:
 
 
 def build(*, snapshot: Snapshot, results: dict[ImageRef, ScanResult], outcome: ApplyOutcome | None,
-          previous: dict | None, settings: Settings) -> ReportContext:
+          previous: dict | None, settings: Settings, triage: Triage | None = None) -> ReportContext:
     by_namespace: dict[str, list[Pod]] = defaultdict(list)
     for pod in snapshot.pods:
         by_namespace[pod.namespace].append(pod)
-    inputs = _Inputs(snapshot, results, outcome, summary.read_previous(previous), settings, dict(by_namespace))
+    inputs = _Inputs(snapshot, results, outcome, summary.read_previous(previous), settings, dict(by_namespace),
+                     triage or Triage())
     return _build(inputs, only=None)
 
 
@@ -413,10 +432,12 @@ def _build(inputs: _Inputs, *, only: frozenset[str] | None) -> ReportContext:
     workloads = [_workload_item(ns, wl, owners[ns], placed.pods[(ns, wl)], [images[r] for r in refs],
                                 placed.unresolved_count.get((ns, wl), 0))
                  for (ns, wl), refs in placed.refs.items()]
-    workloads.sort(key=_workload_order)
-    namespaces = _namespace_items(workloads, owners)
     prev = inputs.previous
     changes, findings = _changes(workloads, prev, severity_of, scope=snapshot.scope, only=only)
+    today = day_of(snapshot.taken_at)
+    first_seen = ranking.annotate(workloads, findings, inputs.triage, prev, today=today, severity_of=severity_of)
+    workloads.sort(key=_workload_order)
+    namespaces = _namespace_items(workloads, owners)
 
     coverage = _coverage(images.values(), placed.unresolved, snapshot, outcome, owner_problems, only)
     image_items = sorted(images.values(), key=_image_order)
@@ -429,7 +450,7 @@ def _build(inputs: _Inputs, *, only: frozenset[str] | None) -> ReportContext:
         workloads=tuple(workloads), namespaces=namespaces, owner_groups=_owner_groups(namespaces),
         coverage=coverage, changes=changes, trend=_trend(prev, totals, only),
         apply=_apply_summary(outcome),
-        findings=findings, severity_of=severity_of, inputs=inputs)
+        findings=findings, severity_of=severity_of, inputs=inputs, today=today, first_seen=first_seen)
 
 
 @dataclass(slots=True)
@@ -553,8 +574,8 @@ def _image_order(i: ImageItem) -> tuple:
 
 
 def _workload_order(w: WorkloadItem) -> tuple:
-    top = w.counts.highest
-    return (-SEVERITY_RANK[top] if top else 1, -w.counts.fixable, -w.counts.total, w.namespace, w.label)
+    """The triage ranking of its most urgent finding (job.triage.rank), then the most findings."""
+    return (ranking.workload_rank(w), -w.counts.fixable, -w.counts.total, w.namespace, w.label)
 
 
 def _namespace_items(workloads: list[WorkloadItem], owners: dict[str, tuple[str, ...]]) -> tuple[NamespaceItem, ...]:

@@ -6,11 +6,12 @@ not a new version, a changed or removed one is.
 from __future__ import annotations
 
 from array import array
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from job import __version__
 from job.model import SEVERITIES, SEVERITY_RANK
+from job.triage import day_of, iso_day
 
 if TYPE_CHECKING:
     from job.report.context import Counts, ImageItem, ReportContext
@@ -47,7 +48,11 @@ def summary_doc(ctx: "ReportContext") -> dict[str, Any]:
             "workloadsAffected": t.workloads_affected,
             "unresolvedContainers": t.unresolved,
             "problems": t.problems,
+            "findings": sum(w.triage.findings for w in ctx.workloads if w.triage),
+            "exploited": sum(w.triage.kev for w in ctx.workloads if w.triage),
+            "overdue": sum(len(w.triage.overdue) for w in ctx.workloads if w.triage),
         },
+        "triage": _triage(ctx),
         "changes": {
             "previousTakenAt": ch.previous_taken_at or None,
             "new": _severities(ch.new_counts.by_severity),
@@ -59,7 +64,9 @@ def summary_doc(ctx: "ReportContext") -> dict[str, Any]:
         "namespaces": [
             {**_counts(n.counts), "name": n.name, "owners": list(n.owners), "images": len(n.images),
              "vulnerableImages": n.vulnerable_images, "unscannedImages": n.unscanned,
-             "workloads": len(n.workloads), "workloadsAffected": len(n.affected_workloads)}
+             "workloads": len(n.workloads), "workloadsAffected": len(n.affected_workloads),
+             "overdue": sum(len(w.triage.overdue) for w in n.workloads if w.triage),
+             "exploited": sum(w.triage.kev for w in n.workloads if w.triage)}
             for n in ctx.namespaces
         ],
         "images": [_image(i) for i in ctx.images],
@@ -83,6 +90,16 @@ def summary_doc(ctx: "ReportContext") -> dict[str, Any]:
     }
 
 
+def _triage(ctx: "ReportContext") -> dict[str, Any]:
+    tri = ctx.triage
+    return {
+        "today": iso_day(ctx.today),
+        "sla": {s: tri.sla[s] for s in _DESC if s in tri.sla},
+        "feeds": [{"name": f.name, "source": f.source or None, "state": f.state, "detail": f.detail,
+                   "date": f.date or None, "entries": f.entries} for f in tri.feeds.status],
+    }
+
+
 def _severities(by_severity: tuple[int, ...]) -> dict[str, int]:
     return {s: by_severity[SEVERITY_RANK[s]] for s in _DESC}
 
@@ -102,6 +119,7 @@ def _findings(ctx: "ReportContext") -> dict[str, Any]:
     """Per workload, the (package, vulnerability) pairs it has, as indexes into one key table."""
     index: dict[tuple[str, str], int] = {}
     workloads = []
+    first_seen = []
     for (ns, kind, name), keys in sorted(ctx.findings.items()):
         ids = []
         for key in keys:
@@ -109,10 +127,16 @@ def _findings(ctx: "ReportContext") -> dict[str, Any]:
             if i is None:
                 i = index[key] = len(index)
             ids.append(i)
+        older = ctx.first_seen.get((ns, kind, name))
+        if older:  # findings seen before this run, grouped by day: a few rows per workload
+            by_day: dict[int, list[int]] = {}
+            for key, day in older.items():
+                by_day.setdefault(day, []).append(index[key])
+            first_seen += [[len(workloads), iso_day(day), sorted(by_day[day])] for day in sorted(by_day)]
         workloads.append([ns, kind, name, sorted(ids)])
     severity = ctx.severity_of
     return {"keys": [[p, v, severity.get((p, v), "Unknown")] for p, v in index],
-            "workloads": workloads}
+            "workloads": workloads, "firstSeen": first_seen}
 
 
 # --- reading the previous run --------------------------------------------------------------------
@@ -130,6 +154,12 @@ class Previous:
     findings: dict[tuple[str, str, str], array]  # (namespace, kind, name) → positions
     history: tuple[tuple[str, tuple[int, ...]], ...]
     images: tuple[tuple[frozenset[str], tuple[int, ...]], ...]  # (namespaces, counts) per image
+    #: Per workload, {key position: day first seen} of findings older than that run; the others
+    #: were first seen on `day`, that run's day.
+    first_seen: dict[tuple[str, str, str], dict[int, int]] = field(default_factory=dict)
+    day: int = 0
+    #: Why the first-seen days could not be read ('' when they could): they start afresh.
+    first_seen_problem: str = ""
 
     def totals_for(self, namespaces: frozenset[str]) -> tuple[int, ...]:
         """The previous run's totals over the images that ran in any of these namespaces."""
@@ -163,9 +193,33 @@ def read_previous(doc: "dict | Previous | None") -> Previous | None:
         images = tuple((frozenset(map(str, i["namespaces"])), _by_severity(i["vulnerabilities"]))
                        for i in doc.get("images", ()))
         index = {key: i for i, key in enumerate(keys)}
-        return Previous(str(doc["takenAt"]), keys, severities, index, findings, history, images)
+        workload_keys = list(findings)
     except (KeyError, TypeError, ValueError, IndexError, OverflowError, AttributeError, RecursionError):
         return None  # damaged or edited by hand: no comparison rather than a failed run
+    first_seen, problem = _read_first_seen(doc["findings"].get("firstSeen", []), workload_keys, findings, len(keys))
+    return Previous(str(doc["takenAt"]), keys, severities, index, findings, history, images, first_seen,
+                    day_of(str(doc["takenAt"])), problem)
+
+
+def _read_first_seen(rows: Any, workloads: list, findings: dict, nkeys: int) -> tuple[dict, str]:
+    """findings.firstSeen: [[workload position, "YYYY-MM-DD", [key position, ...]], ...]. Damaged: start
+    afresh (every earlier finding counts as first seen at that run), with a reason to warn about."""
+    out: dict[tuple[str, str, str], dict[int, int]] = {}
+    try:
+        if not isinstance(rows, list):
+            raise TypeError
+        for w, date, ids in rows:
+            day = day_of(date) if isinstance(date, str) else 0
+            if day <= 0 or not isinstance(w, int) or isinstance(w, bool) or w < 0 or not isinstance(ids, list):
+                raise ValueError
+            days = out.setdefault(workloads[w], {})
+            for i in ids:
+                if not isinstance(i, int) or not 0 <= i < nkeys:
+                    raise ValueError
+                days[i] = day
+    except (KeyError, TypeError, ValueError, IndexError, OverflowError):
+        return {}, "its first-seen days are damaged: earlier findings count from that run"
+    return out, ""
 
 
 def _by_severity(counts: dict[str, Any]) -> tuple[int, ...]:

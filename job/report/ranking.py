@@ -1,0 +1,117 @@
+"""The report's view of triage: per workload, its findings ranked, their age, due dates and overdue.
+
+Pure. The rules are job.triage's; this module applies them to the report's workloads, with the
+feeds read at the edge (job.feeds) and the first-seen days kept in the previous summary.json.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Iterable, Mapping
+
+from job.model import SEVERITY_RANK
+from job.triage import NO_FEEDS, Feeds, FeedStatus, Finding, cve_ids, finding, iso_day, rank
+
+if TYPE_CHECKING:
+    from job.report.context import FindingKey, WorkloadItem, WorkloadKey
+    from job.report.summary import Previous
+
+#: Findings named per workload in the reports' action rows.
+TOP = 5
+
+
+@dataclass(frozen=True, slots=True)
+class Triage:
+    """What the report ranks with: the feeds as read, and the SLA policy."""
+
+    feeds: Feeds = NO_FEEDS
+    sla: Mapping[str, int] = field(default_factory=dict)
+
+    @property
+    def feed_problems(self) -> tuple[FeedStatus, ...]:
+        return tuple(s for s in self.feeds.status if s.problem)
+
+
+@dataclass(frozen=True, slots=True)
+class WorkloadTriage:
+    top: tuple[Finding, ...]  # the most urgent findings, first TOP
+    overdue: tuple[Finding, ...]  # every overdue finding, the longest overdue first
+    findings: int
+    kev: int  # findings in the KEV catalogue
+    first_due: int  # the earliest due date among its findings (ordinal); 0 when none
+    oldest: int  # days the oldest finding has been open
+    rank: tuple
+
+    @property
+    def first_due_text(self) -> str:
+        return iso_day(self.first_due)
+
+
+_NOTHING = (2,)  # rank of a workload without findings: last
+
+
+def annotate(workloads: Iterable["WorkloadItem"], findings: Mapping["WorkloadKey", frozenset["FindingKey"]],
+             triage: Triage, previous: "Previous | None", *, today: int,
+             severity_of: Mapping["FindingKey", str]) -> dict["WorkloadKey", dict["FindingKey", int]]:
+    """Set each workload's triage; return the first-seen day of every finding seen before today,
+    per workload (what summary.json keeps for the next run). Carried-forward findings keep theirs."""
+    cves: dict[FindingKey, tuple[str, ...]] = {}
+    older: dict[WorkloadKey, dict[FindingKey, int]] = {}
+    for w in workloads:
+        seen = _first_seen(w.key, findings.get(w.key, w.keys), previous, today)
+        if seen:
+            older[w.key] = seen
+        fixable: dict[FindingKey, bool] = {}
+        for image in w.images:
+            for f, v in image.entries:
+                key = (f.name, v.name)
+                fixable[key] = fixable.get(key, False) or bool(v.fixed_by)
+                if key not in cves:
+                    cves[key] = cve_ids(f, v)
+        items = [finding(p, v, severity_of.get((p, v), "Unknown"), fixable=fix, cves=cves[(p, v)],
+                         feeds=triage.feeds, first_seen=seen.get((p, v), today), sla=triage.sla)
+                 for (p, v), fix in fixable.items()]
+        w.triage = _summarize(items, today)
+    return older
+
+
+def _first_seen(wkey: "WorkloadKey", keys: Iterable["FindingKey"], previous: "Previous | None",
+                today: int) -> dict["FindingKey", int]:
+    if previous is None:
+        return {}
+    had = set(previous.findings.get(wkey, ()))
+    if not had:
+        return {}
+    days = previous.first_seen.get(wkey, {})
+    out = {}
+    for key in keys:
+        i = previous.index.get(key, -1)
+        if i >= 0 and i in had:
+            day = days.get(i, previous.day)
+            if 0 < day < today:
+                out[key] = day
+    return out
+
+
+def _summarize(items: list[Finding], today: int) -> WorkloadTriage | None:
+    if not items:
+        return None
+    items.sort(key=rank)
+    overdue = sorted((f for f in items if f.overdue(today)), key=lambda f: (f.due, rank(f)))
+    dues = [f.due for f in items if f.due]
+    return WorkloadTriage(tuple(items[:TOP]), tuple(overdue), len(items), sum(1 for f in items if f.kev),
+                          min(dues, default=0), max(f.days_open(today) for f in items), rank(items[0]))
+
+
+def workload_rank(w: "WorkloadItem") -> tuple:
+    return w.triage.rank if w.triage is not None else _NOTHING
+
+
+def overdue_rows(workloads: Iterable["WorkloadItem"]) -> list[tuple["WorkloadItem", Finding]]:
+    """Every overdue finding with its workload, the longest overdue first."""
+    rows = [(w, f) for w in workloads if w.triage is not None for f in w.triage.overdue]
+    rows.sort(key=lambda r: (r[1].due, rank(r[1]), r[0].namespace, r[0].label))
+    return rows
+
+
+def severity_rank(f: Finding) -> int:
+    return SEVERITY_RANK.get(f.severity, 0)
