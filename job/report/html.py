@@ -16,6 +16,7 @@ from job.report import charts
 from job.report.context import SEVERITIES_DESC, ReportContext
 from job.report.palette import SEVERITY_COLOURS, background, foreground
 from job.report.text import one_line, safe_links
+from job.triage import iso_day
 
 
 def _templates() -> Path:
@@ -41,6 +42,8 @@ LIMITS = {
     "image_entries": 15,  # vulnerability lines under each image
     "groups": 300,  # rows of the vulnerability table
     "namespace_workloads": 12,  # affected workloads named per namespace
+    "overdue": 100,  # rows of the Overdue section
+    "top_findings": 3,  # findings named per "What to do" row
 }
 
 
@@ -63,6 +66,7 @@ def environment() -> jinja2.Environment:
         plural=plural,
         sev_bg=background,
         sev_fg=foreground,
+        day=iso_day,
     )
     env.globals.update(SEVERITIES=SEVERITIES, SEVERITIES_DESC=SEVERITIES_DESC, COLOURS=SEVERITY_COLOURS,
                        version=__version__, plural=plural)

@@ -30,6 +30,7 @@ from job.model import SEVERITIES
 from job.report.context import SEVERITIES_DESC, Counts, Fix, ReportContext
 from job.report.palette import background, foreground
 from job.report.text import safe_link, safe_links
+from job.report.xlsx_triage import OVERDUE_COLUMNS, day_date, findings_text, overdue_rows, triage_rows
 
 #: Excel keeps at most this many hyperlinks per sheet; rows past it show the URL as text.
 MAX_LINKS_PER_SHEET = 65_000
@@ -199,7 +200,7 @@ class _Sheet:
 def write_xlsx(ctx: ReportContext, *, dest: Path | BinaryIO) -> None:
     wb = Workbook(write_only=True)
     styles = _Styles(wb)
-    for sheet in (_summary, _workloads, _images, _vulnerabilities, _changes, _coverage):
+    for sheet in (_summary, _workloads, _overdue, _images, _vulnerabilities, _changes, _coverage):
         sheet(wb, styles, ctx)
     wb.save(dest)
 
@@ -284,6 +285,7 @@ def _summary(wb: Workbook, styles: _Styles, ctx: ReportContext) -> None:
                          ("failed", a.failed)):
             add([label, n])
         add(["written to", a.target])
+    triage_rows(sheet, ctx)
     add([])
     add(["Note", f"Counts are vulnerability entries (as in ImageManifestVulns); each image is counted once in "
                  f"the cluster totals. Hyperlinks stop after {MAX_LINKS_PER_SHEET:,} per sheet (Excel's limit); "
@@ -296,13 +298,23 @@ def _workloads(wb: Workbook, styles: _Styles, ctx: ReportContext) -> None:
         ("Namespace", 22), ("Kind", 13), ("Workload", 30), ("Owners", 30), ("Highest severity", 15),
         *[(s, 10) for s in SEVERITIES_DESC], ("Total", 9), ("Fixable", 9), ("New", 8),
         ("Images not scanned", 12), ("Containers unresolved", 12), ("Pods", 8), ("Update to (fixed-by)", 70),
-        ("Images", 70)])
-    for w in ctx.workloads:
+        ("Images", 70), ("Fix first", 60), ("Exploited (KEV)", 10), ("Overdue", 9), ("Earliest due", 12),
+        ("Oldest open (days)", 10)])
+    for w in ctx.workloads:  # ranked: exploited first, then severity, fixable, EPSS
+        tri = w.triage
         sheet.append([
             w.namespace, w.workload.kind, w.workload.name, ", ".join(w.owners),
             sheet.severity(w.counts.highest), *_severity_counts(w.counts), w.counts.total, w.counts.fixable,
             len(w.new_keys), len(w.unscanned), w.unresolved, len(w.pods), _fix_text(w.fixes),
-            _names(str(i.ref) for i in w.images)])
+            _names(str(i.ref) for i in w.images), findings_text(tri.top) if tri else "",
+            tri.kev if tri else 0, len(tri.overdue) if tri else 0, sheet.date(day_date(tri.first_due)) if tri else None,
+            tri.oldest if tri else None])
+    sheet.close()
+
+
+def _overdue(wb: Workbook, styles: _Styles, ctx: ReportContext) -> None:
+    sheet = _Sheet(wb, styles, "Overdue", OVERDUE_COLUMNS)
+    overdue_rows(sheet, ctx)
     sheet.close()
 
 

@@ -115,7 +115,7 @@ def test_check_writes_one_eml_per_recipient_with_only_their_namespaces(tmp_path)
     assert namespaces_in_workbook(messages["oncall@example.com"]) == {"pay", "shop"}
     assert namespaces_in_workbook(messages["pay@example.com"]) == {"pay"}
     body = messages["pay@example.com"].get_body(("plain",)).get_content()
-    assert "your namespaces: pay" in body and "CVE" not in body  # no what-to-do row leaks shop's CVE-1
+    assert "your namespaces: pay" in body and "CVE-1" not in body  # no what-to-do row leaks shop's CVE-1
     assert "shop" not in messages["pay@example.com"].get_body(("html",)).get_content()
 
 
