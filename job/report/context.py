@@ -15,6 +15,7 @@ from typing import Any, Iterable, Iterator
 
 from job.model import (SEVERITIES, SEVERITY_RANK, ApplyOutcome, Feature, ImageRef, Pod, ScanResult, ScanState,
                        Snapshot, Vulnerability, Workload)
+from job import versions
 from job.report import ranking, summary
 from job.report.ranking import Triage, WorkloadTriage
 from job.report.owners import namespace_owners
@@ -95,6 +96,14 @@ class Fix:
     fixed_by: tuple[str, ...]
     severity: str  # the highest of the vulnerabilities it fixes
     vulnerabilities: int
+    scheme: str = ""  # the package's version scheme (job.versions), '' when unknown
+    #: The one version that fixes them all (the highest fixed-by); '' when it cannot be told.
+    target: str = ""
+
+    @property
+    def to(self) -> str:
+        """What to update to, in words: the target, else every fixed-by version."""
+        return self.target or ", ".join(self.fixed_by)
 
 
 @dataclass(slots=True, eq=False)
@@ -530,14 +539,18 @@ def _entry_order(entry: Entry) -> tuple:
 
 def _fixes(entries: Iterable[Entry]) -> tuple[Fix, ...]:
     by_package: dict[tuple[str, str], list[Vulnerability]] = defaultdict(list)
+    schemes: dict[tuple[str, str], str] = {}
     for f, v in entries:
         if v.fixed_by:
             by_package[(f.name, f.version)].append(v)
+            if (f.name, f.version) not in schemes:
+                schemes[(f.name, f.version)] = versions.scheme(f.version_format, f.namespace_name)
     fixes = []
     for (package, installed), vulns in by_package.items():
         fixed_by = tuple(dict.fromkeys(v.fixed_by for v in vulns))
         top = max(vulns, key=lambda v: SEVERITY_RANK.get(v.severity, 0)).severity
-        fixes.append(Fix(package, installed, fixed_by, top, len(vulns)))
+        scheme = schemes[(package, installed)]
+        fixes.append(Fix(package, installed, fixed_by, top, len(vulns), scheme, versions.target(scheme, fixed_by)))
     fixes.sort(key=lambda x: (-SEVERITY_RANK.get(x.severity, 0), -x.vulnerabilities, x.package))
     return tuple(fixes)
 
@@ -552,8 +565,9 @@ def _merge_fixes(images: Iterable[ImageItem]) -> tuple[Fix, ...]:
                 merged[key] = fix
             else:
                 top = max(seen.severity, fix.severity, key=lambda s: SEVERITY_RANK.get(s, 0))
-                merged[key] = Fix(fix.package, fix.installed, tuple(dict.fromkeys(seen.fixed_by + fix.fixed_by)),
-                                  top, max(seen.vulnerabilities, fix.vulnerabilities))
+                fixed_by = tuple(dict.fromkeys(seen.fixed_by + fix.fixed_by))
+                merged[key] = Fix(fix.package, fix.installed, fixed_by, top, max(seen.vulnerabilities, fix.vulnerabilities),
+                                  fix.scheme, versions.target(fix.scheme, fixed_by))
     return tuple(sorted(merged.values(),
                         key=lambda x: (-SEVERITY_RANK.get(x.severity, 0), -x.vulnerabilities, x.package)))
 

@@ -233,7 +233,8 @@ def _names(items: Iterable[str]) -> str:
 
 
 def _fix_text(fixes: tuple[Fix, ...]) -> str:
-    return "; ".join(f"{f.package} {f.installed} → {', '.join(f.fixed_by)}" for f in fixes)
+    return "; ".join(f"{f.package} {f.installed} → {f.to}" + (f", fixes {f.vulnerabilities}" if f.target else "")
+                     for f in fixes)
 
 
 def _summary(wb: Workbook, styles: _Styles, ctx: ReportContext) -> None:

@@ -98,3 +98,16 @@ def test_a_finding_carried_forward_through_an_outage_keeps_its_first_sighting():
     after = build(PODS, results(), previous=during)
     web = next(w for w in after.workloads if w.label == "Deployment/web")
     assert web.triage.oldest == 33 and len(web.triage.overdue) == 1
+
+
+def test_one_target_version_per_package_fixes_all_of_its_vulnerabilities():
+    ref = make_ref("shop/deb")
+    openssl = make_feature("openssl", "3.0.2-0ubuntu1.10",
+                           make_vuln("CVE-2023-5678", "Medium", fixed_by="3.0.2-0ubuntu1.12"),
+                           make_vuln("CVE-2024-0727", "Low", fixed_by="3.0.2-0ubuntu1.14"),
+                           make_vuln("CVE-2024-2511", "Low", fixed_by="3.0.2-0ubuntu1.9"))
+    openssl = openssl.__class__(**{**{f: getattr(openssl, f) for f in openssl.__slots__}, "version_format": "dpkg"})
+    ctx = build([make_pod("shop", "deb-1", ref)], {ref: make_result(ref, openssl)})
+    fix, = ctx.workloads[0].fixes
+    assert (fix.target, fix.vulnerabilities, fix.to) == ("3.0.2-0ubuntu1.14", 3, "3.0.2-0ubuntu1.14")
+    assert fix.fixed_by == ("3.0.2-0ubuntu1.12", "3.0.2-0ubuntu1.14", "3.0.2-0ubuntu1.9")  # all kept, in order

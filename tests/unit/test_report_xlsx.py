@@ -76,7 +76,7 @@ def test_images_and_workloads_sheets_count_and_link():
     assert page.hyperlink.target.startswith("https://quay.io/repository/shop/web/manifest/sha256:")
     web, = [r for r in rows(wb["Workloads"]) if r["Workload"] == "web"]
     assert (web["Namespace"], web["Owners"], web["Pods"], web["Fixable"]) == ("shop", "shop@example.com", 2, 1)
-    assert web["Update to (fixed-by)"] == "openssl 3.0.1 → 3.0.13"
+    assert web["Update to (fixed-by)"] == "openssl 3.0.1 → 3.0.13, fixes 1"
     coverage = rows(wb["Coverage"])
     assert [(c["What"], c["State"], c["Why"]) for c in coverage] == [("image", "queued", "queued for scanning")]
 
