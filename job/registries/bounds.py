@@ -7,6 +7,7 @@
 """
 from __future__ import annotations
 
+import ctypes
 import heapq
 import itertools
 import socket
@@ -15,6 +16,8 @@ import time
 from typing import Any
 
 from urllib3.connectionpool import HTTPConnectionPool
+
+_M_ARENA_MAX = -8  # glibc's malloc.h
 
 # --- the deadline of one request ------------------------------------------------------------
 
@@ -124,6 +127,19 @@ class Watchdog:
 
 
 # --- bytes held at once ---------------------------------------------------------------------
+
+
+def limit_malloc_arenas(arenas: int = 2) -> None:
+    """Have glibc's malloc share a few arenas between threads instead of one per thread: each
+    scan thread's arena would keep the memory of the answers it freed, so the process would
+    hold many times the byte budget (measured: 178-221 MiB instead of 128 MiB for 16 answers of
+    8 MiB with a 48 MiB budget). Does nothing where malloc is not glibc's."""
+    try:
+        libc = ctypes.CDLL(None)
+        libc.gnu_get_libc_version  # noqa: B018 - glibc only
+        libc.mallopt(_M_ARENA_MAX, arenas)
+    except (OSError, AttributeError):
+        pass
 
 
 def decode_cost(body: bytes | bytearray) -> int:

@@ -25,6 +25,7 @@ from job.errors import ConfigError
 from job.log import RunLog
 from job.model import ImageRef, ScanRequest, ScanResult, ScanState, VulnReport
 from job.registries.auth import AuthFlow
+from job.registries.bounds import limit_malloc_arenas
 from job.registries.clair import ClairBackend, decode_psk
 from job.registries.credentials import Credential, CredentialStore, SecretSource
 from job.registries.distribution import RegistryV2
@@ -154,6 +155,7 @@ def _vulnerable_only(result: ScanResult) -> ScanResult:
 def scan_online(requests: Sequence[ScanRequest], settings: Settings, *, secrets: SecretSource | None,
                 log: RunLog, vulnerable_only: bool = False) -> dict[ImageRef, ScanResult]:
     requests = _merge(requests)
+    limit_malloc_arenas()  # before the scan threads start: see bounds.py
     trust = Trust(extra_certs=settings.extra_certs, insecure_registry=settings.insecure_registry)
     for host in trust.unverified_hosts:
         log.warn(f"registry {host}: TLS certificate not verified (--insecure-registry)")
