@@ -46,7 +46,9 @@ class Settings:
     lease_namespace: str = _opt("", "Namespace of the Lease that keeps two runs from applying at once "
                                     "(default: the job's own namespace, else 'default').", group="cluster")
     lease_name: str = _opt("imvjob", "Name of that Lease.", group="cluster")
-    lease_wait: float = _opt(0.0, "Seconds to wait for a Lease held by another run before giving up.",
+    lease_wait: float = _opt(90.0, "Seconds to wait for a Lease held by another run before giving up; "
+                                   "longer than the Lease's 60 s term, so that a retry of a run that was "
+                                   "killed while applying waits for its Lease to lapse instead of failing.",
                              group="cluster")
     shard: str = _opt("", "'i/n': this run owns only the manifests whose digest hashes to shard i of n "
                           "(default: JOB_COMPLETION_INDEX of n when --shards is set).", group="cluster")
@@ -161,17 +163,9 @@ def load_config_file(path: str) -> dict[str, Any]:
     type, anchors and aliases (a few lines of them expand to gigabytes), and files over 1 MiB are errors."""
     import yaml
 
+    text = read_small_file(path, limit=MAX_CONFIG_BYTES, what="config file")
     try:
-        with open(path, "rb") as fh:
-            raw = fh.read(MAX_CONFIG_BYTES + 1)
-    except OSError as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
-    if len(raw) > MAX_CONFIG_BYTES:
-        raise ConfigError(f"config file {path} is too large (over {MAX_CONFIG_BYTES >> 20} MiB)")
-    try:
-        data = yaml.load(raw.decode("utf-8"), Loader=_loader(yaml)) or {}
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"config file {path} is not UTF-8 text") from exc
+        data = yaml.load(text, Loader=_loader(yaml)) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"config file {path} is not valid YAML: {exc}") from exc
     except RecursionError as exc:
@@ -235,20 +229,26 @@ def read_secret(env: str, file: str) -> str:
     must be a small regular file (a FIFO would hang the run, /dev/zero fill its memory)."""
     if not file:
         return os.environ.get(env, "").strip()
+    return read_small_file(file, limit=MAX_SECRET_BYTES, what="secret file").strip()
+
+
+def read_small_file(path: str, *, limit: int, what: str) -> str:
+    """The UTF-8 text of a regular file of at most `limit` bytes; anything else is a ConfigError
+    naming it (a FIFO would hang the run, /dev/zero fill its memory)."""
     try:
-        fd = os.open(file, os.O_RDONLY | os.O_NONBLOCK)  # never waits on a FIFO
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # never waits on a FIFO
         with os.fdopen(fd, "rb") as fh:
             if not stat.S_ISREG(os.fstat(fd).st_mode):
-                raise ConfigError(f"secret file {file} is not a regular file")
-            data = fh.read(MAX_SECRET_BYTES + 1)
+                raise ConfigError(f"{what} {path} is not a regular file")
+            data = fh.read(limit + 1)
     except OSError as exc:
-        raise ConfigError(f"cannot read secret file {file}: {exc.strerror}") from exc
-    if len(data) > MAX_SECRET_BYTES:
-        raise ConfigError(f"secret file {file} is too large for a secret (over {MAX_SECRET_BYTES >> 10} KiB)")
+        raise ConfigError(f"cannot read {what} {path}: {exc.strerror}") from exc
+    if len(data) > limit:
+        raise ConfigError(f"{what} {path} is too large (over {limit >> 10} KiB)")
     try:
-        return data.decode("utf-8").strip()
+        return data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise ConfigError(f"secret file {file} is not UTF-8 text") from exc
+        raise ConfigError(f"{what} {path} is not UTF-8 text") from exc
 
 
 #: The settings naming a file that holds a secret, and the environment variable standing in for it.

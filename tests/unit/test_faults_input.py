@@ -511,6 +511,19 @@ def test_a_secret_file_that_is_not_a_small_regular_file_is_refused(tmp_path: Pat
     assert_one_error_line(result, str(path))
 
 
+@pytest.mark.parametrize("kind", ["fifo", "device"])
+def test_a_config_file_that_is_not_a_regular_file_is_refused_at_once(tmp_path: Path, kind: str) -> None:
+    path = tmp_path / "config.yaml"
+    if kind == "fifo":
+        os.mkfifo(path)
+    else:
+        path.symlink_to("/dev/zero")
+    started = time.monotonic()
+    result = invoke(["run", *DEMO, "--config", str(path), "-o", str(tmp_path / "out")])
+    assert time.monotonic() - started < 10
+    assert_one_error_line(result, str(path))
+
+
 # --- outputs never follow a link planted at a temporary name -------------------------------------
 
 
