@@ -26,8 +26,13 @@ $(TOOLS_STAMP): requirements-tools.txt
 tools: $(TOOLS_STAMP)
 
 ## Run the whole play offline on the bundled demo data; writes reports/demo/.
+## With small KEV and EPSS files and a previous run of 40 days ago (demo/triage_inputs.py), so that
+## the page opens with overdue findings and ranks the exploited ones first.
 demo: $(STAMP)
-	$(PY) -m job run --pods demo/pods.json --secscan-dir demo/secscan --output reports/demo --cluster-name demo
+	$(PY) demo/triage_inputs.py --out reports/demo-inputs
+	$(PY) -m job run --pods demo/pods.json --secscan-dir demo/secscan --output reports/demo --cluster-name demo \
+	  --kev-feed reports/demo-inputs/kev.json --epss-feed reports/demo-inputs/epss.csv \
+	  --previous reports/demo-inputs/summary.json
 	@echo "open reports/demo/report.html (also report.xlsx, summary.json, imagemanifestvulns.yaml)"
 
 ## System packages the tests drive for real: Chromium, LibreOffice, an OCI registry.
@@ -62,4 +67,4 @@ bench-small: $(STAMP) controlplane
 	  $(PY) bench/bench_play.py --small $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) reports/demo .pytest_cache
+	rm -rf $(VENV) reports/demo reports/demo-inputs .pytest_cache

@@ -91,10 +91,12 @@ def _run_stage(stage: Callable[[Settings, RunLog], int], kwargs: dict[str, Any])
 def _check_at_start(settings: Settings) -> None:
     """Mistakes found before any work is done: a selector the API server would refuse (offline it
     would silently select nothing), a secret file that cannot be read (else found only at mail time)."""
+    from job.pipeline import sla_policy
     from job.snapshot import parse_selector
 
     if settings.selector:
         parse_selector(settings.selector)
+    sla_policy(settings)
     check_secret_files(settings)
 
 

@@ -11,10 +11,12 @@ import sys
 from pathlib import Path
 
 from job import apply as apply_stage
-from job import codec, desired, notify, report, scan, shards, snapshot
+from job import codec, desired, feeds, notify, report, scan, shards, snapshot
+from job.errors import ConfigError
 from job.log import RunLog
 from job.model import ApplyOutcome, ImageRef, ScanResult, Snapshot
 from job.settings import Settings
+from job.triage import day_of, parse_sla
 
 EXIT_OK, EXIT_ERRORS = 0, 2
 
@@ -82,10 +84,41 @@ def run_report_stage(snap: Snapshot, results: dict[ImageRef, ScanResult], outcom
     out = _out(settings)
     previous = report.load_previous(Path(settings.previous) if settings.previous else out, current=snap, log=log)
     ctx = report.build_context(snapshot=snap, results=results, outcome=outcome, previous=previous,
-                               settings=settings)
+                               settings=settings, triage=load_triage(snap, results, settings, log))
     for path in report.write_reports(ctx, out):
         log.info(f"wrote {path}")
     return ctx
+
+
+def sla_policy(settings: Settings) -> dict[str, int]:
+    """--sla as {severity: days}; a policy that cannot be read is a configuration error."""
+    try:
+        return parse_sla(settings.sla)
+    except ValueError as exc:
+        raise ConfigError(f"--sla: {exc}") from exc
+
+
+def load_triage(snap: Snapshot, results: dict[ImageRef, ScanResult], settings: Settings,
+                log: RunLog) -> report.Triage:
+    """The KEV and EPSS feeds (URLs trusted as the registries are) and the SLA policy to rank with."""
+    trust = None
+    if "://" in settings.kev_feed or "://" in settings.epss_feed:
+        from job.registries.tls import Trust
+
+        trust = Trust(extra_certs=settings.extra_certs, insecure_registry=())
+    try:
+        read = feeds.load(kev_source=settings.kev_feed, epss_source=settings.epss_feed, results=results.values(),
+                          today=day_of(snap.taken_at), max_age_days=settings.feed_max_age,
+                          ssl_context=trust.context if trust else None)
+    finally:
+        if trust is not None:
+            trust.close()
+    for status in read.status:
+        if status.problem:
+            log.warn(f"{status.name} feed {status.source}: {status.state}, {status.detail}")
+        elif status.usable:
+            log.info(f"{status.name} feed of {status.date}: {status.detail}")
+    return report.Triage(read, sla_policy(settings))
 
 
 def recap(snap: Snapshot, results: dict[ImageRef, ScanResult], outcome: ApplyOutcome | None,
@@ -241,6 +274,6 @@ def run_notify(settings: Settings, log: RunLog) -> int:
     out = _out(settings)
     previous = report.load_previous(Path(settings.previous) if settings.previous else out, current=snap, log=log)
     ctx = report.build_context(snapshot=snap, results=results, outcome=_load_outcome(settings),
-                               previous=previous, settings=settings)
+                               previous=previous, settings=settings, triage=load_triage(snap, results, settings, log))
     sent = notify.notify(ctx, settings, log, out_dir=out)
     return EXIT_ERRORS if sent.failed else EXIT_OK

@@ -112,6 +112,14 @@ class Settings:
     # --- reports and mail ------------------------------------------------------------------
     previous: str = _opt("", "summary.json of the previous run (default: OUTPUT/summary.json before it is "
                              "replaced).", group="report")
+    kev_feed: str = _opt("", "CISA Known Exploited Vulnerabilities catalogue (JSON): a file, or an https URL fetched "
+                             "with the registries' CAs (--extra-certs). Exploited findings are ranked first.",
+                         group="report")
+    epss_feed: str = _opt("", "FIRST EPSS scores (CSV, or .csv.gz): a file or an https URL.", group="report")
+    feed_max_age: int = _opt(7, "Days after which a feed is reported as stale (it is still used).", group="report")
+    sla: str = _opt("Critical=7d,High=30d,Medium=90d", "Days to fix a finding per severity, from the run that "
+                                                       "first saw it; a KEV due date when sooner ('' for none).",
+                    group="report")
     smtp_host: str = _opt("", "SMTP server; mail is sent only when set.", group="mail")
     smtp_port: int = _opt(0, "SMTP port (default: 465 for tls, 587 for starttls, 25 for none).", group="mail")
     smtp_security: str = _opt("starttls", "starttls, tls (implicit) or none.", group="mail",
