@@ -375,6 +375,8 @@ class HttpClient:
                               "(--registry-memory-mb)") from None
 
     def _charge_decoding(self, n: int, *, budget: RetryBudget, label: str) -> None:
+        if n <= 0:
+            return
         until = min(time.monotonic() + self.settings.request_deadline, budget.deadline)
         if not self._charge(n, budget=budget, until=until, label=label):
             self._stage_check(budget)
@@ -389,21 +391,30 @@ class HttpClient:
                                         proxies=self._proxies_for(url))
         try:
             declared = response.headers.get("Content-Length", "")
-            if declared.isdigit() and int(declared) > self.max_bytes:
+            length = int(declared) if declared.isdigit() else 0
+            if length > self.max_bytes:
                 raise self._too_large(label)
+            # An answer of known length takes its body and what decoding it takes as text at once:
+            # answers read in part would otherwise wait on each other.
+            paid = 3 * length
+            if paid and not self._charge(paid, budget=budget, until=watch.deadline, label=label):
+                raise _Starved
             body = bytearray()
             for chunk in response.iter_content(_CHUNK):
                 if len(body) + len(chunk) > self.max_bytes:
                     raise self._too_large(label)
                 # Held until the manifest's scan ends, with every other answer in flight.
-                if not self._charge(len(chunk), budget=budget, until=watch.deadline, label=label):
-                    raise _Starved
+                beyond = len(body) + len(chunk) - max(len(body), length)
+                if beyond > 0:
+                    if not self._charge(beyond, budget=budget, until=watch.deadline, label=label):
+                        raise _Starved
+                    paid += beyond
                 body += chunk
             if watch.expired:  # cut while the headers came: what was read looks complete, and is not
                 raise _Cut
             return Reply(status=response.status_code, headers=response.headers, body=body, url=url,
-                         attempts=attempts,
-                         charge=lambda n: self._charge_decoding(n, budget=budget, label=label))
+                         attempts=attempts, charge=lambda cost: self._charge_decoding(
+                             len(body) + cost - paid, budget=budget, label=label))
         finally:
             watch.stop()
             response.close()

@@ -174,7 +174,7 @@ def test_the_scan_stage_deadline_ends_every_manifest_not_yet_answered(sims, regi
 def test_bytes_held_across_requests_in_flight_are_bounded():
     # The scan runs in a child process whose peak RSS is what a memory limit would see: 16
     # answers of 8 MiB of valid JSON read at once took it to about 300 MiB; within the budget it
-    # stays near 130 MiB (the interpreter and libraries take about 60).
+    # stays near 90 MiB (the interpreter and libraries take about 60).
     got = measure(manifests=16, mib=8, shape="string", repo=REPO,
                   changes={"registry_host_concurrency": 16, "registry_memory_mb": 48, "max_response_mb": 16})
     assert got["states"] == {"scanned": 16}
