@@ -87,6 +87,22 @@ def wanted_cves(features) -> set[str]:
     return {c for f in features for v in f.vulnerabilities for c in cve_ids(f, v)}
 
 
+# --- the base image ------------------------------------------------------------------------------
+
+#: Packages only a distribution's base image installs: the layer that added one is the base layer.
+BASE_PACKAGES = frozenset({"base-files", "basesystem", "alpine-baselayout", "alpine-baselayout-data", "filesystem",
+                           "distroless-base", "libc6", "libc-bin", "glibc", "musl", "busybox", "coreutils"})
+
+
+def base_layer(features) -> str:
+    """The layer (AddedBy, Clair's introduced_in, Harbor's layer digest) that added the distribution's
+    own packages; '' when the registry does not say, so no finding is said to be in the base image."""
+    for f in features:
+        if f.name in BASE_PACKAGES and f.added_by:
+            return f.added_by
+    return ""
+
+
 # --- the SLA policy ------------------------------------------------------------------------------
 
 

@@ -3,6 +3,7 @@ and a previous run 33 days earlier, so that findings are exploited, overdue and 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 from job import feeds
@@ -17,10 +18,16 @@ WEB, API, DB = make_ref("shop/web", tag="7"), make_ref("shop/api", tag="3"), mak
 OWNERS = {"shop": "shop-team@example.com", "payments": "payments@example.com"}
 
 
+BASE, APP = "sha256:" + "b" * 64, "sha256:" + "a" * 64  # the layers that added the packages
+
+
 def _results():
+    openssl = make_feature("openssl", "3.0.1", make_vuln("CVE-2024-0727", "Critical", fixed_by="3.0.13"),
+                           make_vuln("CVE-2023-5678", "Medium", fixed_by="3.0.12"))
+    curl = make_feature("curl", "7.61.1", make_vuln("CVE-2023-38545", "High", fixed_by="7.61.1-34"))
     return {
-        WEB: make_result(WEB, make_feature("openssl", "3.0.1", make_vuln("CVE-2024-0727", "Critical", fixed_by="3.0.13")),
-                         make_feature("curl", "7.61.1", make_vuln("CVE-2023-38545", "High", fixed_by="7.61.1-34"))),
+        WEB: make_result(WEB, replace(make_feature("basesystem", "11"), added_by=BASE),
+                         replace(openssl, added_by=BASE), replace(curl, added_by=APP)),
         API: make_result(API, make_feature("glibc", "2.28", make_vuln("CVE-2023-4911", "High", fixed_by="2.28-236"))),
         DB: make_result(DB, make_feature("log4j-core", "2.14.1", make_vuln("CVE-2021-44228", "Medium",
                                                                              fixed_by="2.17.1"))),

@@ -21,7 +21,7 @@ from job.report.ranking import Triage, WorkloadTriage
 from job.report.owners import namespace_owners
 from job.report.text import one_line, safe_link
 from job.settings import Settings
-from job.triage import Finding, day_of
+from job.triage import Finding, base_layer, day_of
 
 #: State of a running manifest that has no scan result at all (another shard's, or no scan ran).
 NO_RESULT = "no result"
@@ -123,6 +123,8 @@ class ImageItem:
     workloads: tuple[tuple[str, Workload], ...]
     pods: tuple[str, ...]  # "namespace/pod"
     job_error: bool
+    #: Entries whose package came with the base image's layer; -1 when the registry does not say.
+    base_entries: int = -1
 
     @property
     def scanned(self) -> bool:
@@ -174,6 +176,12 @@ class WorkloadItem:
     @property
     def unfixed(self) -> int:
         return self.counts.total - self.counts.fixable
+
+    @property
+    def base_hint(self) -> tuple[int, int]:
+        """(entries in the base image's layer, entries) over the images whose registry tells layers."""
+        told = [i for i in self.images if i.base_entries >= 0]
+        return sum(i.base_entries for i in told), sum(i.counts.total for i in told)
 
 
 @dataclass(slots=True, eq=False)
@@ -527,9 +535,11 @@ def _image_item(ref: ImageRef, result: ScanResult | None, where: dict[str, dict[
         known = severity_of.get(key)
         if known is None or SEVERITY_RANK.get(v.severity, 0) > SEVERITY_RANK.get(known, 0):
             severity_of[key] = v.severity
+    base = base_layer(result.report.features) if entries and result.report is not None else ""
     return ImageItem(ref, result.state.value, one_line(result.detail), result.backend, safe_link(result.page_url),
                      entries, count_entries(entries), _fixes(entries), keys, namespaces, workloads, pods,
-                     job_error=result.state.is_job_error)
+                     job_error=result.state.is_job_error,
+                     base_entries=sum(1 for f, _v in entries if f.added_by == base) if base else -1)
 
 
 def _entry_order(entry: Entry) -> tuple:

@@ -300,7 +300,7 @@ def _workloads(wb: Workbook, styles: _Styles, ctx: ReportContext) -> None:
         *[(s, 10) for s in SEVERITIES_DESC], ("Total", 9), ("Fixable", 9), ("New", 8),
         ("Images not scanned", 12), ("Containers unresolved", 12), ("Pods", 8), ("Update to (fixed-by)", 70),
         ("Images", 70), ("Fix first", 60), ("Exploited (KEV)", 10), ("Overdue", 9), ("Earliest due", 12),
-        ("Oldest open (days)", 10)])
+        ("Oldest open (days)", 10), ("In the base image", 10)])
     for w in ctx.workloads:  # ranked: exploited first, then severity, fixable, EPSS
         tri = w.triage
         sheet.append([
@@ -309,7 +309,7 @@ def _workloads(wb: Workbook, styles: _Styles, ctx: ReportContext) -> None:
             len(w.new_keys), len(w.unscanned), w.unresolved, len(w.pods), _fix_text(w.fixes),
             _names(str(i.ref) for i in w.images), findings_text(tri.top) if tri else "",
             tri.kev if tri else 0, len(tri.overdue) if tri else 0, sheet.date(day_date(tri.first_due)) if tri else None,
-            tri.oldest if tri else None])
+            tri.oldest if tri else None, _base(w.base_hint)])
     sheet.close()
 
 
@@ -317,6 +317,11 @@ def _overdue(wb: Workbook, styles: _Styles, ctx: ReportContext) -> None:
     sheet = _Sheet(wb, styles, "Overdue", OVERDUE_COLUMNS)
     overdue_rows(sheet, ctx)
     sheet.close()
+
+
+def _base(hint: tuple[int, int]) -> str | None:
+    base, of = hint
+    return f"{base} of {of}" if of else None
 
 
 def _images(wb: Workbook, styles: _Styles, ctx: ReportContext) -> None:

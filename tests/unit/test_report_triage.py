@@ -111,3 +111,32 @@ def test_one_target_version_per_package_fixes_all_of_its_vulnerabilities():
     fix, = ctx.workloads[0].fixes
     assert (fix.target, fix.vulnerabilities, fix.to) == ("3.0.2-0ubuntu1.14", 3, "3.0.2-0ubuntu1.14")
     assert fix.fixed_by == ("3.0.2-0ubuntu1.12", "3.0.2-0ubuntu1.14", "3.0.2-0ubuntu1.9")  # all kept, in order
+
+
+def test_findings_of_the_base_image_layer_are_named_as_such():
+    from dataclasses import replace
+
+    from job.report.html import render_html
+    from job.report.xlsx import xlsx_bytes
+
+    ref = make_ref("shop/app")
+    base = "sha256:" + "b" * 64
+    features = [replace(make_feature("base-files", "12.4"), added_by=base),
+                replace(make_feature("openssl", "3.0.1", make_vuln("CVE-2024-0727", "High", fixed_by="3.0.2"),
+                                     make_vuln("CVE-2023-5678", "Low")), added_by=base),
+                replace(make_feature("log4j-core", "2.14.1", make_vuln("CVE-2021-44228", "Critical")),
+                        added_by="sha256:" + "a" * 64)]
+    ctx = build([make_pod("shop", "app-1", ref)], {ref: make_result(ref, *features)})
+    assert ctx.workloads[0].base_hint == (2, 3)
+    import re
+    assert "2 of 3 are in the base image: rebuild from a newer base" in re.sub(r"<[^>]+>", "", render_html(ctx))
+    import io
+
+    import openpyxl
+    wb = openpyxl.load_workbook(io.BytesIO(xlsx_bytes(ctx)))
+    head, row = list(wb["Workloads"].iter_rows(values_only=True))[:2]
+    assert dict(zip(head, row))["In the base image"] == "2 of 3"
+    # A registry that does not say which layer added a package: no hint at all.
+    plain = build([make_pod("shop", "app-1", ref)], {ref: make_result(ref, make_feature("openssl", "3.0.1",
+                                                                                         make_vuln("CVE-1")))})
+    assert plain.workloads[0].base_hint == (0, 0)

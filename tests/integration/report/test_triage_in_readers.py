@@ -32,6 +32,9 @@ def test_the_page_opens_with_what_is_overdue_and_ranks_exploited_findings_first(
     assert actions.index("StatefulSet/db") < actions.index("Deployment/api") < actions.index("Deployment/web")
     assert "CVE-2021-44228 KEV ransomware EPSS 94% due 2026-05-30 (KEV)" in actions
     assert "KEV feed ok · of 2026-05-03 · 2 entries" in words
+    # One target version per package, and which findings a newer base image fixes.
+    assert "openssl 3.0.1 → 3.0.13 fixes 2" in actions
+    assert "2 of 3 are in the base image: rebuild from a newer base" in actions
 
 
 def test_the_workbook_sorts_by_rank_and_lists_every_overdue_finding(libreoffice, tmp_path):
@@ -44,6 +47,8 @@ def test_the_workbook_sorts_by_rank_and_lists_every_overdue_finding(libreoffice,
     assert [w["Workload"] for w in work] == ["db", "api", "web"]
     assert work[0]["Fix first"] == "CVE-2021-44228 [KEV, ransomware, EPSS 94%]"
     assert (work[1]["Overdue"], work[2]["Overdue"], work[2]["Oldest open (days)"]) == (1, 2, 33)
+    assert work[2]["Update to (fixed-by)"] == "openssl 3.0.1 → 3.0.13, fixes 2; curl 7.61.1 → 7.61.1-34, fixes 1"
+    assert work[2]["In the base image"] == "2 of 3"
 
     overdue = list(wb["Overdue"].iter_rows(values_only=True))
     assert [(r[7], r[1]) for r in overdue[1:]] == [("CVE-2024-0727", 26), ("CVE-2023-4911", 14),
