@@ -43,7 +43,7 @@ def subject(ctx: ReportContext) -> str:
         words = ", ".join(f"{n:,} {s}" for s, n in present[:2])
         words += f" in {t.vulnerable:,} image{'s' if t.vulnerable != 1 else ''}"
     if ctx.changes.has_previous and ctx.changes.new_counts.total:
-        words += f", {ctx.changes.new_counts.total:,} new"
+        words += f", {ctx.changes.new_counts.total:,} new findings"
     if t.unscanned or t.unresolved:
         words += f"; {t.unscanned + t.unresolved:,} not scanned"
     return one_line(f"[imvjob] {where}: {words}", limit=200)

@@ -261,10 +261,22 @@ class Changes:
     unchecked: int
     _by_workload: tuple[WorkloadItem, ...] = ()
     _severity: dict[FindingKey, str] = field(default_factory=dict)
+    #: Vulnerabilities (the totals' unit: entries of the scanned images) now minus at the previous
+    #: run, per severity: the change the headline, cards and mail show. Not new minus resolved,
+    #: which count findings (workload × vulnerability).
+    delta: tuple[int, ...] = _ZERO
 
     @property
     def has_previous(self) -> bool:
         return bool(self.previous_taken_at)
+
+    def delta_items(self) -> list[tuple[str, int]]:
+        """(severity, change) where it changed, most severe first."""
+        return [(s, self.delta[SEVERITY_RANK[s]]) for s in SEVERITIES_DESC if self.delta[SEVERITY_RANK[s]]]
+
+    def delta_text(self) -> str:
+        """'Critical −5, High +1'; 'no change'."""
+        return ", ".join(f"{s} {signed(n)}" for s, n in self.delta_items()) or "no change"
 
     def new(self, limit: int | None = None) -> list[Change]:
         """New findings, most severe first; the first `limit` of them when given."""
@@ -459,13 +471,16 @@ def _build(inputs: _Inputs, *, only: frozenset[str] | None) -> ReportContext:
     coverage = _coverage(images.values(), placed.unresolved, snapshot, outcome, owner_problems, only)
     image_items = sorted(images.values(), key=_image_order)
     totals = _totals(image_items, workloads, namespaces, len(pods), coverage)
+    trend = _trend(prev, totals, only)
+    if changes.has_previous and len(trend) > 1:
+        changes.delta = tuple(now - before for now, before in zip(totals.counts.by_severity, trend[-2].by_severity))
     cluster = one_line(settings.cluster_name or snapshot.cluster) or "cluster"
     return ReportContext(
         cluster=cluster, taken_at=snapshot.taken_at, source=snapshot.source, scope=snapshot.scope,
         only=tuple(sorted(only)) if only is not None else None,
         headline=headline(totals, changes), totals=totals, images=tuple(image_items),
         workloads=tuple(workloads), namespaces=namespaces, owner_groups=_owner_groups(namespaces),
-        coverage=coverage, changes=changes, trend=_trend(prev, totals, only),
+        coverage=coverage, changes=changes, trend=trend,
         apply=_apply_summary(outcome),
         findings=findings, severity_of=severity_of, inputs=inputs, today=today, first_seen=first_seen)
 
@@ -818,10 +833,15 @@ def headline(totals: Totals, changes: Changes) -> str:
     text = (f"{' and '.join(top[:2])} of {_plural(counts.total, 'vulnerability', 'vulnerabilities')} "
             f"in {totals.vulnerable:,} of {_plural(totals.images, 'image')}")
     if changes.has_previous:
-        text += f", {changes.new_counts.total:,} new"
+        text += f"; since the last run: {changes.delta_text()}"
     if totals.unscanned:
         text += f"; {unscanned}"
     return text
+
+
+def signed(n: int) -> str:
+    """+3, −5 (a minus sign, not a hyphen), 0."""
+    return f"+{n:,}" if n > 0 else (f"\u2212{-n:,}" if n < 0 else "0")
 
 
 def _plural(n: int, word: str, plural: str = "") -> str:

@@ -13,7 +13,7 @@ import jinja2
 from job import __version__
 from job.model import SEVERITIES
 from job.report import charts
-from job.report.context import SEVERITIES_DESC, ReportContext
+from job.report.context import SEVERITIES_DESC, ReportContext, signed
 from job.report.palette import SEVERITY_COLOURS, background, foreground
 from job.report.text import one_line, safe_links
 from job.triage import iso_day
@@ -67,6 +67,7 @@ def environment() -> jinja2.Environment:
         sev_bg=background,
         sev_fg=foreground,
         day=iso_day,
+        signed=signed,
     )
     env.globals.update(SEVERITIES=SEVERITIES, SEVERITIES_DESC=SEVERITIES_DESC, COLOURS=SEVERITY_COLOURS,
                        version=__version__, plural=plural)

@@ -60,6 +60,7 @@ def summary_doc(ctx: "ReportContext") -> dict[str, Any]:
             "resolved": _severities(ch.resolved_counts.by_severity),
             "resolvedTotal": ch.resolved_counts.total,
             "unchecked": ch.unchecked,
+            "delta": _severities(ch.delta),
         },
         "namespaces": [
             {**_counts(n.counts), "name": n.name, "owners": list(n.owners), "images": len(n.images),

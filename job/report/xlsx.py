@@ -239,7 +239,7 @@ def _fix_text(fixes: tuple[Fix, ...]) -> str:
 
 def _summary(wb: Workbook, styles: _Styles, ctx: ReportContext) -> None:
     sheet = _Sheet(wb, styles, "Summary", [("Item", 34), ("Value", 70), ("New", 12), ("Resolved", 12),
-                                   ("Vulnerable images", 18)])
+                                   ("Vulnerable images", 18), ("Change", 12)])
     t, ch = ctx.totals, ctx.changes
     add = sheet.append
     add([sheet.title_cell("Image vulnerability report")])
@@ -252,14 +252,15 @@ def _summary(wb: Workbook, styles: _Styles, ctx: ReportContext) -> None:
     add(["Previous run (UTC)", (sheet.date(_taken_at(ch.previous_taken_at)) or ch.previous_taken_at)
          if ch.has_previous else "none: new and resolved start with the next run"])
     add([])
-    add([sheet.bold("Severity"), sheet.bold("Vulnerabilities"), sheet.bold("New"), sheet.bold("Resolved"),
-         sheet.bold("Vulnerable images")])
+    add([sheet.bold("Severity"), sheet.bold("Vulnerabilities"), sheet.bold("New findings"),
+         sheet.bold("Resolved findings"), sheet.bold("Vulnerable images"), sheet.bold("Vulnerabilities change")])
     for s in SEVERITIES_DESC:
         rank = SEVERITIES.index(s)
         add([sheet.severity(s), t.counts.of(s), ch.new_counts.of(s) if ch.has_previous else None,
-             ch.resolved_counts.of(s) if ch.has_previous else None, t.images_by_highest[rank]])
+             ch.resolved_counts.of(s) if ch.has_previous else None, t.images_by_highest[rank],
+             ch.delta[rank] if ch.has_previous else None])
     add([sheet.bold("All"), t.counts.total, ch.new_counts.total if ch.has_previous else None,
-         ch.resolved_counts.total if ch.has_previous else None, t.vulnerable])
+         ch.resolved_counts.total if ch.has_previous else None, t.vulnerable, sum(ch.delta) if ch.has_previous else None])
     add(["Fixable (a fixed-by version exists)", t.counts.fixable])
     add(["Without a fix", t.counts.total - t.counts.fixable])
     add([])
@@ -288,8 +289,9 @@ def _summary(wb: Workbook, styles: _Styles, ctx: ReportContext) -> None:
         add(["written to", a.target])
     triage_rows(sheet, ctx)
     add([])
-    add(["Note", f"Counts are vulnerability entries (as in ImageManifestVulns); each image is counted once in "
-                 f"the cluster totals. Hyperlinks stop after {MAX_LINKS_PER_SHEET:,} per sheet (Excel's limit); "
+    add(["Note", f"Vulnerabilities are the entries of the scanned images (as in ImageManifestVulns); each image is "
+                 f"counted once in the cluster totals. Findings are workload × vulnerability (new, resolved, "
+                 f"overdue). Hyperlinks stop after {MAX_LINKS_PER_SHEET:,} per sheet (Excel's limit); "
                  f"later rows show the URL as text."])
     sheet.close()
 
