@@ -155,6 +155,12 @@ class WorkloadItem:
     new_keys: tuple[FindingKey, ...] = ()
     #: Its findings ranked, their age and deadlines (job.report.ranking); None without findings.
     triage: WorkloadTriage | None = None
+    #: Per image: the references as the pod specs wrote them, and the containers running it.
+    written: dict[ImageRef, tuple[tuple[str, ...], tuple[str, ...]]] = field(default_factory=dict)
+
+    def rebuild(self, image: ImageItem) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """(image references as written, container names) of one of its images: what to rebuild."""
+        return self.written.get(image.ref, ((image.image,), ()))
 
     @property
     def key(self) -> WorkloadKey:
@@ -461,6 +467,9 @@ def _build(inputs: _Inputs, *, only: frozenset[str] | None) -> ReportContext:
     workloads = [_workload_item(ns, wl, owners[ns], placed.pods[(ns, wl)], [images[r] for r in refs],
                                 placed.unresolved_count.get((ns, wl), 0))
                  for (ns, wl), refs in placed.refs.items()]
+    for w in workloads:
+        w.written = {ref: (tuple(texts), tuple(names))
+                     for ref, (texts, names) in placed.written.get((w.namespace, w.workload), {}).items()}
     prev = inputs.previous
     changes, findings = _changes(workloads, prev, severity_of, scope=snapshot.scope, only=only)
     today = day_of(snapshot.taken_at)
@@ -495,6 +504,9 @@ class _Placement:
     #: Containers whose manifest is unknown, grouped: (ns, workload, container, image, why) → pods.
     unresolved: dict[tuple[str, Workload, str, str, str], list[str]]
     unresolved_count: dict[tuple[str, Workload], int]
+    #: (namespace, workload) → ref → ({image as written: None}, {container name: None}): ordered sets.
+    written: dict[tuple[str, Workload], dict[ImageRef, tuple[dict[str, None], dict[str, None]]]] = \
+        field(default_factory=lambda: defaultdict(dict))
 
 
 def _place(pods: Iterable[Pod]) -> _Placement:
@@ -510,6 +522,11 @@ def _place(pods: Iterable[Pod]) -> _Placement:
                 placed.unresolved_count[wkey] += 1
                 continue
             placed.refs[wkey][c.ref] = None
+            texts = placed.written[wkey].get(c.ref)
+            if texts is None:
+                texts = placed.written[wkey][c.ref] = ({}, {})
+            texts[0][one_line(c.image, limit=200)] = None
+            texts[1][one_line(c.name, limit=80)] = None
             pod_names = placed.where[c.ref][pod.namespace].setdefault(pod.workload, [])
             if not pod_names or pod_names[-1] != pod.name:
                 pod_names.append(pod.name)

@@ -27,7 +27,7 @@ from openpyxl.worksheet.hyperlink import Hyperlink
 from openpyxl.xml.functions import Element, SubElement
 
 from job.model import SEVERITIES
-from job.report.context import SEVERITIES_DESC, Counts, Fix, ReportContext
+from job.report.context import SEVERITIES_DESC, Counts, Fix, ReportContext, WorkloadItem
 from job.report.palette import background, foreground
 from job.report.text import safe_link, safe_links
 from job.report.xlsx_triage import OVERDUE_COLUMNS, day_date, findings_text, overdue_rows, triage_rows
@@ -302,7 +302,7 @@ def _workloads(wb: Workbook, styles: _Styles, ctx: ReportContext) -> None:
         *[(s, 10) for s in SEVERITIES_DESC], ("Total", 9), ("Fixable", 9), ("New", 8),
         ("Images not scanned", 12), ("Containers unresolved", 12), ("Pods", 8), ("Update to (fixed-by)", 70),
         ("Images", 70), ("Fix first", 60), ("Exploited (KEV)", 10), ("Overdue", 9), ("Earliest due", 12),
-        ("Oldest open (days)", 10), ("In the base image", 10)])
+        ("Oldest open (days)", 10), ("In the base image", 10), ("Rebuild (image as written: containers)", 60)])
     for w in ctx.workloads:  # ranked: exploited first, then severity, fixable, EPSS
         tri = w.triage
         sheet.append([
@@ -311,7 +311,7 @@ def _workloads(wb: Workbook, styles: _Styles, ctx: ReportContext) -> None:
             len(w.new_keys), len(w.unscanned), w.unresolved, len(w.pods), _fix_text(w.fixes),
             _names(str(i.ref) for i in w.images), findings_text(tri.top) if tri else "",
             tri.kev if tri else 0, len(tri.overdue) if tri else 0, sheet.date(day_date(tri.first_due)) if tri else None,
-            tri.oldest if tri else None, _base(w.base_hint)])
+            tri.oldest if tri else None, _base(w.base_hint), _rebuild(w)])
     sheet.close()
 
 
@@ -319,6 +319,15 @@ def _overdue(wb: Workbook, styles: _Styles, ctx: ReportContext) -> None:
     sheet = _Sheet(wb, styles, "Overdue", OVERDUE_COLUMNS)
     overdue_rows(sheet, ctx)
     sheet.close()
+
+
+def _rebuild(w: WorkloadItem) -> str:
+    parts = []
+    for i in w.images:
+        if i.counts.total:
+            texts, names = w.rebuild(i)
+            parts.append(", ".join(texts) + (f": {', '.join(names)}" if names else ""))
+    return _names(parts)
 
 
 def _base(hint: tuple[int, int]) -> str | None:

@@ -47,6 +47,7 @@ def test_an_owner_reads_their_overdue_findings_first_and_a_bad_feed_is_said(smtp
     assert "payments" not in text  # not theirs
     assert "2 of 3 are in the base image: rebuild from a newer base" in text
     assert "update openssl 3.0.1 -> 3.0.13, fixes 2" in text
+    assert "rebuild quay.io/shop/web:latest (containers c0) https://quay.io/repository/shop/web/manifest/" in text
 
     payments = got[("payments@example.com",)].get_body(("plain",)).get_content()
     assert "OVERDUE" not in payments and "fix first: CVE-2021-44228 (EPSS 94%), due 2026-08-02" in payments

@@ -35,6 +35,10 @@ def test_the_page_opens_with_what_is_overdue_and_ranks_exploited_findings_first(
     # One target version per package, and which findings a newer base image fixes.
     assert "openssl 3.0.1 → 3.0.13 fixes 2" in actions
     assert "2 of 3 are in the base image: rebuild from a newer base" in actions
+    # What to rebuild: the image as the pod spec wrote it, its containers, its registry page.
+    assert "quay.io/shop/web:latest in c0 · registry page" in actions
+    links = [a.get("href") for t, a in Text(dom).tags if t == "a"]
+    assert any(h and h.startswith("https://quay.io/repository/shop/web/manifest/sha256:") for h in links)
 
 
 def test_the_workbook_sorts_by_rank_and_lists_every_overdue_finding(libreoffice, tmp_path):
@@ -49,6 +53,7 @@ def test_the_workbook_sorts_by_rank_and_lists_every_overdue_finding(libreoffice,
     assert (work[1]["Overdue"], work[2]["Overdue"], work[2]["Oldest open (days)"]) == (1, 2, 33)
     assert work[2]["Update to (fixed-by)"] == "openssl 3.0.1 → 3.0.13, fixes 2; curl 7.61.1 → 7.61.1-34, fixes 1"
     assert work[2]["In the base image"] == "2 of 3"
+    assert work[2]["Rebuild (image as written: containers)"] == "quay.io/shop/web:latest: c0"
 
     overdue = list(wb["Overdue"].iter_rows(values_only=True))
     assert [(r[7], r[1]) for r in overdue[1:]] == [("CVE-2024-0727", 26), ("CVE-2023-4911", 14),
