@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test unit integration system-deps controlplane tools lint bench bench-small clean
+.PHONY: demo test unit integration system-deps controlplane cso tools lint bench bench-small clean
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,8 +43,13 @@ system-deps:
 controlplane:
 	@bash tests/controlplane/build.sh >/dev/null
 
+## The Container Security Operator's labeller, the differential test's reference (cached too).
+## Without Go (outside CI) the test says so and is skipped.
+cso:
+	@if command -v go >/dev/null || [ "$${CI:-}" = true ]; then bash tests/cso/build.sh >/dev/null; fi
+
 ## Set up and run the whole test suite, the real control plane included.
-test: $(STAMP) $(TOOLS_STAMP) system-deps controlplane
+test: $(STAMP) $(TOOLS_STAMP) system-deps controlplane cso
 	KUBEBUILDER_ASSETS="$${KUBEBUILDER_ASSETS:-$$(bash tests/controlplane/build.sh)}" \
 	  $(PY) -m pytest -q $(PYTEST_ARGS)
 	$(VENV)/bin/lint-imports
