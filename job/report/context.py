@@ -15,8 +15,8 @@ from typing import Any, Iterable, Iterator
 
 from job.model import (SEVERITIES, SEVERITY_RANK, ApplyOutcome, Feature, ImageRef, Pod, ScanResult, ScanState,
                        Snapshot, Vulnerability, Workload)
-from job import versions
 from job.report import ranking, summary
+from job.report.fixes import Fix, fixes_of, merge_fixes
 from job.report.ranking import Triage, WorkloadTriage
 from job.report.owners import namespace_owners
 from job.report.text import one_line, safe_link
@@ -85,25 +85,6 @@ def count_entries(entries: Iterable[Entry]) -> Counts:
         if vuln.fixed_by:
             fixable += 1
     return Counts(tuple(sev), fixable)
-
-
-@dataclass(frozen=True, slots=True)
-class Fix:
-    """Updating one installed package to a fixed-by version fixes these vulnerabilities."""
-
-    package: str
-    installed: str
-    fixed_by: tuple[str, ...]
-    severity: str  # the highest of the vulnerabilities it fixes
-    vulnerabilities: int
-    scheme: str = ""  # the package's version scheme (job.versions), '' when unknown
-    #: The one version that fixes them all (the highest fixed-by); '' when it cannot be told.
-    target: str = ""
-
-    @property
-    def to(self) -> str:
-        """What to update to, in words: the target, else every fixed-by version."""
-        return self.target or ", ".join(self.fixed_by)
 
 
 @dataclass(slots=True, eq=False)
@@ -569,7 +550,7 @@ def _image_item(ref: ImageRef, result: ScanResult | None, where: dict[str, dict[
             severity_of[key] = v.severity
     base = base_layer(result.report.features) if entries and result.report is not None else ""
     return ImageItem(ref, result.state.value, one_line(result.detail), result.backend, safe_link(result.page_url),
-                     entries, count_entries(entries), _fixes(entries), keys, namespaces, workloads, pods,
+                     entries, count_entries(entries), fixes_of(entries), keys, namespaces, workloads, pods,
                      job_error=result.state.is_job_error,
                      base_entries=sum(1 for f, _v in entries if f.added_by == base) if base else -1)
 
@@ -577,41 +558,6 @@ def _image_item(ref: ImageRef, result: ScanResult | None, where: dict[str, dict[
 def _entry_order(entry: Entry) -> tuple:
     f, v = entry
     return (-SEVERITY_RANK.get(v.severity, 0), not v.fixed_by, v.name, f.name, f.version)
-
-
-def _fixes(entries: Iterable[Entry]) -> tuple[Fix, ...]:
-    by_package: dict[tuple[str, str], list[Vulnerability]] = defaultdict(list)
-    schemes: dict[tuple[str, str], str] = {}
-    for f, v in entries:
-        if v.fixed_by:
-            by_package[(f.name, f.version)].append(v)
-            if (f.name, f.version) not in schemes:
-                schemes[(f.name, f.version)] = versions.scheme(f.version_format, f.namespace_name)
-    fixes = []
-    for (package, installed), vulns in by_package.items():
-        fixed_by = tuple(dict.fromkeys(v.fixed_by for v in vulns))
-        top = max(vulns, key=lambda v: SEVERITY_RANK.get(v.severity, 0)).severity
-        scheme = schemes[(package, installed)]
-        fixes.append(Fix(package, installed, fixed_by, top, len(vulns), scheme, versions.target(scheme, fixed_by)))
-    fixes.sort(key=lambda x: (-SEVERITY_RANK.get(x.severity, 0), -x.vulnerabilities, x.package))
-    return tuple(fixes)
-
-
-def _merge_fixes(images: Iterable[ImageItem]) -> tuple[Fix, ...]:
-    merged: dict[tuple[str, str], Fix] = {}
-    for image in images:
-        for fix in image.fixes:
-            key = (fix.package, fix.installed)
-            seen = merged.get(key)
-            if seen is None:
-                merged[key] = fix
-            else:
-                top = max(seen.severity, fix.severity, key=lambda s: SEVERITY_RANK.get(s, 0))
-                fixed_by = tuple(dict.fromkeys(seen.fixed_by + fix.fixed_by))
-                merged[key] = Fix(fix.package, fix.installed, fixed_by, top, max(seen.vulnerabilities, fix.vulnerabilities),
-                                  fix.scheme, versions.target(fix.scheme, fixed_by))
-    return tuple(sorted(merged.values(),
-                        key=lambda x: (-SEVERITY_RANK.get(x.severity, 0), -x.vulnerabilities, x.package)))
 
 
 def _workload_item(ns: str, wl: Workload, owners: tuple[str, ...], pods: list[str], images: list[ImageItem],
@@ -622,7 +568,7 @@ def _workload_item(ns: str, wl: Workload, owners: tuple[str, ...], pods: list[st
     else:
         keys = frozenset().union(*(i.keys for i in images))
     return WorkloadItem(ns, wl, owners, tuple(pods), tuple(images), unresolved,
-                        Counts.add(i.counts for i in images), _merge_fixes(images), keys)
+                        Counts.add(i.counts for i in images), merge_fixes(i.fixes for i in images), keys)
 
 
 def _image_order(i: ImageItem) -> tuple:
