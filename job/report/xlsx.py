@@ -30,7 +30,8 @@ from job.model import SEVERITIES
 from job.report.context import SEVERITIES_DESC, Counts, Fix, ReportContext, WorkloadItem
 from job.report.palette import background, foreground
 from job.report.text import safe_link, safe_links
-from job.report.xlsx_triage import OVERDUE_COLUMNS, day_date, findings_text, overdue_rows, triage_rows
+from job.report.xlsx_triage import (OVERDUE_COLUMNS, day_date, findings_text, overdue_rows, triage_rows,
+                                    vulnerability_signals)
 
 #: Excel keeps at most this many hyperlinks per sheet; rows past it show the URL as text.
 MAX_LINKS_PER_SHEET = 65_000
@@ -353,7 +354,9 @@ def _vulnerabilities(wb: Workbook, styles: _Styles, ctx: ReportContext) -> None:
     sheet = _Sheet(wb, styles, "Vulnerabilities", [
         ("Severity", 12), ("Vulnerability", 30), ("Package", 24), ("Installed version", 20), ("Fixed by", 20),
         ("CVSS", 7), ("Image", 40), ("Digest", 24), ("Namespaces", 28), ("Workloads", 45), ("Pods", 7),
-        ("Advisory", 45), ("More links", 30), ("Description", 60)])
+        ("Advisory", 45), ("More links", 30), ("Description", 60), ("CVEs", 24), ("KEV due", 12),
+        ("Known ransomware use", 10), ("EPSS", 8)])
+    signals = vulnerability_signals(ctx.triage.feeds)
     for image in ctx.images:
         if not image.entries:
             continue
@@ -367,7 +370,7 @@ def _vulnerabilities(wb: Workbook, styles: _Styles, ctx: ReportContext) -> None:
                 vuln.fixed_by if vuln.fixed_by else None, vuln.cvss_score, *where,
                 sheet.link(links[0]) if links else (vuln.link if vuln.link else None),
                 " ".join(links[1:]) if len(links) > 1 else None,
-                _short(vuln.description) if vuln.description else None])
+                _short(vuln.description) if vuln.description else None, *signals(sheet, feature, vuln)])
     sheet.close()
 
 

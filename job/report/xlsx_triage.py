@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING, Any, Iterable
 
-from job.triage import Finding
+from job.triage import Feeds, Finding, cve_ids
 
 if TYPE_CHECKING:
     from job.report.context import ReportContext
@@ -58,3 +58,14 @@ def triage_rows(sheet: Any, ctx: "ReportContext") -> None:
     for f in tri.feeds.status:
         add([f"{f.name} feed", "; ".join(x for x in (f.state, f"of {f.date}" if f.date else "", f.detail, f.source)
                                          if x)])
+
+
+def vulnerability_signals(feeds: Feeds):
+    """A function giving one vulnerability entry's cells: CVEs, KEV due date, ransomware use, EPSS."""
+    def cells(sheet: Any, feature: Any, vuln: Any) -> list[Any]:
+        cves = cve_ids(feature, vuln)
+        kev = next((feeds.kev[c] for c in cves if c in feeds.kev), None)
+        epss = max((feeds.epss[c] for c in cves if c in feeds.epss), default=None)
+        return [", ".join(cves) or None, sheet.date(day_date(kev.due)) if kev and kev.due else ("yes" if kev else None),
+                ("yes" if kev.ransomware else "no") if kev else None, epss]
+    return cells

@@ -59,6 +59,12 @@ def test_the_workbook_sorts_by_rank_and_lists_every_overdue_finding(libreoffice,
     assert [(r[7], r[1]) for r in overdue[1:]] == [("CVE-2024-0727", 26), ("CVE-2023-4911", 14),
                                                   ("CVE-2023-38545", 3)]
     assert overdue[2][9] == "KEV"
+    vulns = list(wb["Vulnerabilities"].iter_rows(values_only=True))
+    by_name = {r[1]: dict(zip(vulns[0], r)) for r in vulns[1:]}
+    log4j = by_name["CVE-2021-44228"]
+    assert (log4j["CVEs"], str(log4j["KEV due"])[:10], log4j["Known ransomware use"], log4j["EPSS"]) == \
+        ("CVE-2021-44228", "2026-05-30", "yes", 0.94)
+    assert (by_name["CVE-2024-0727"]["KEV due"], by_name["CVE-2024-0727"]["EPSS"]) == (None, 0.003)
     summary = {r[0]: r[1] for r in wb["Summary"].iter_rows(values_only=True) if r and r[0]}
     assert summary["  overdue (sheet Overdue)"] == 3 and summary["  exploited in the wild (CISA KEV)"] == 2
     assert summary["EPSS feed"].startswith("stale; of 2026-04-01; 33 days old")
