@@ -83,6 +83,8 @@ def run_report_stage(snap: Snapshot, results: dict[ImageRef, ScanResult], outcom
     log.task("report")
     out = _out(settings)
     previous = report.load_previous(Path(settings.previous) if settings.previous else out, current=snap, log=log)
+    if previous is None:
+        log.info("no previous run to read first-seen days from: every finding's age and deadline start today")
     ctx = report.build_context(snapshot=snap, results=results, outcome=outcome, previous=previous,
                                settings=settings, triage=load_triage(snap, results, settings, log))
     for path in report.write_reports(ctx, out):
