@@ -19,6 +19,7 @@ import copy
 import ctypes
 import datetime as dt
 import ipaddress
+import json
 import os
 import secrets
 import shutil
@@ -274,7 +275,7 @@ class ControlPlane:
     """etcd + kube-apiserver running on loopback; stop() (or leaving the `with` block, or the
     interpreter exiting) ends both and removes their temp dir."""
 
-    def __init__(self, binaries: Path):
+    def __init__(self, binaries: Path, *, audit: bool = False):
         self.binaries = Path(binaries)
         _remove_orphaned_workdirs()
         self.workdir = Path(tempfile.mkdtemp(prefix=WORKDIR_PREFIX))
@@ -285,6 +286,8 @@ class ControlPlane:
         self.kubeconfig = self.workdir / "kubeconfig"
         self.ca_file = self.workdir / "pki" / "ca.crt"
         self.startup_seconds: float | None = None
+        # With `audit`, every request is one line of this JSON log (see audit_events()).
+        self.audit_log: Path | None = self.workdir / "audit.log" if audit else None
         self._procs: dict[str, subprocess.Popen] = {}
         self._logs: dict[str, Path] = {}
         self._discovery: dict[str, list[dict]] = {}
@@ -295,8 +298,8 @@ class ControlPlane:
     # lifecycle
 
     @classmethod
-    def start(cls, binaries: Path, *, timeout: float = 90.0) -> "ControlPlane":
-        cp = cls(binaries)
+    def start(cls, binaries: Path, *, timeout: float = 90.0, audit: bool = False) -> "ControlPlane":
+        cp = cls(binaries, audit=audit)
         atexit.register(cp.stop)
         began = time.monotonic()
         try:
@@ -406,6 +409,7 @@ class ControlPlane:
             "--disable-admission-plugins=ServiceAccount",
             "--allow-privileged=true",
             "--profiling=false",
+            *self._audit_flags(),
         ])
 
         def ready():
@@ -417,6 +421,30 @@ class ControlPlane:
 
         self._wait("kube-apiserver", ready, deadline=deadline)
         self.write_kubeconfig(self.kubeconfig, token=self.admin_token)
+
+    def _audit_flags(self) -> list[str]:
+        if self.audit_log is None:
+            return []
+        # One event per request, written as it arrives (the log backend blocks on each write),
+        # so a count read right after a client's request includes it.
+        policy = self.workdir / "audit-policy.yaml"
+        policy.write_text(yaml.safe_dump({
+            "apiVersion": "audit.k8s.io/v1", "kind": "Policy",
+            "omitStages": ["ResponseStarted", "ResponseComplete", "Panic"],
+            "rules": [{"level": "Metadata"}],
+        }))
+        return [f"--audit-policy-file={policy}", f"--audit-log-path={self.audit_log}",
+                "--audit-log-format=json", "--audit-log-mode=blocking", "--audit-log-maxsize=0"]
+
+    def audit_events(self) -> list[dict]:
+        """Every request received so far (needs `audit=True`): the audit events, in order,
+        each with `user.username`, `userAgent`, `verb`, `objectRef` and `requestURI`."""
+        if self.audit_log is None:
+            raise RuntimeError("this control plane was started without audit=True")
+        if not self.audit_log.exists():
+            return []
+        with self.audit_log.open() as f:
+            return [json.loads(line) for line in f if line.strip()]
 
     def _mkdir(self, name: str) -> Path:
         path = self.workdir / name

@@ -112,7 +112,11 @@ class Request:
 
 
 class SimHost:
-    def __init__(self, *, ca: Any = None, gauge: Gauge | None = None, name: str = "127.0.0.1") -> None:
+    def __init__(self, *, ca: Any = None, gauge: Gauge | None = None, name: str = "127.0.0.1",
+                 address: str = "127.0.0.1", port: int = 0) -> None:
+        # `address`/`port`: where to listen (any 127.0.0.0/8 address; port 443 makes a host
+        # without a port, as clients that always say https://HOST/ need).
+        self.address, self._bind_port = address, port
         self.ca = ca
         self.gauge = gauge or Gauge()
         self.own_gauge = Gauge()
@@ -174,7 +178,7 @@ class SimHost:
         sim = self
         context = None
         if self.ca is not None:
-            cert = self.ca.issue_cert("127.0.0.1", "localhost")
+            cert = self.ca.issue_cert(*dict.fromkeys((self.address, "127.0.0.1", "localhost")))
             context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             cert.configure_cert(context)
 
@@ -211,7 +215,7 @@ class SimHost:
 
             do_POST = do_PUT = do_DELETE = do_HEAD = do_GET
 
-        return Server(("127.0.0.1", 0), Handler)
+        return Server((self.address, self._bind_port), Handler)
 
     def _handle(self, h: BaseHTTPRequestHandler) -> None:
         length = int(h.headers.get("Content-Length") or 0)
