@@ -43,10 +43,12 @@ system-deps:
 controlplane:
 	@bash tests/controlplane/build.sh >/dev/null
 
-## The Container Security Operator's labeller, the differential test's reference (cached too).
+## The Container Security Operator's labeller, the differential test's reference, and kubectl
+## at the control plane's version (both cached like it).
 ## Without Go (outside CI) the test says so and is skipped.
 cso:
 	@if command -v go >/dev/null || [ "$${CI:-}" = true ]; then bash tests/cso/build.sh >/dev/null; fi
+	@if command -v go >/dev/null || [ "$${CI:-}" = true ]; then bash tests/controlplane/kubectl.sh >/dev/null; fi
 
 ## Set up and run the whole test suite, the real control plane included.
 test: $(STAMP) $(TOOLS_STAMP) system-deps controlplane cso
