@@ -94,6 +94,23 @@ class _Applier:
         body = {"apiVersion": API_VERSION, "kind": KIND, "metadata": meta, "spec": spec}
         return self.kube.update_imv(body, dry_run=self.dry_run)
 
+    def _write(self, current: dict[str, Any], *, labels: dict[str, str], annotations: dict[str, str],
+               spec: Any) -> dict[str, Any]:
+        """The object's labels, annotations and spec: a PUT when the spec changes, else a merge patch of
+        what changed in labels and annotations (removed keys as null), under the same resourceVersion."""
+        meta = current["metadata"]
+        if spec != current.get("spec"):
+            return self._put(current, labels=labels, annotations=annotations, spec=spec)
+        patch: dict[str, Any] = {"resourceVersion": meta["resourceVersion"]}
+        for key, new in (("labels", labels), ("annotations", annotations)):
+            old = meta.get(key) or {}
+            changed = {k: v for k, v in new.items() if old.get(k) != v}
+            changed.update({k: None for k in old if k not in new})
+            if changed:
+                patch[key] = changed
+        return self.kube.patch_imv_metadata(meta["namespace"], meta["name"], {"metadata": patch},
+                                            dry_run=self.dry_run)
+
     def _put_status(self, current: dict[str, Any], status: dict[str, Any]) -> dict[str, Any]:
         meta = current["metadata"]
         body = {"apiVersion": API_VERSION, "kind": KIND,
@@ -124,19 +141,19 @@ class _Applier:
             final = vouching(generation)
             if (labels, final, spec) == (old_labels, old_annotations, current.get("spec")):
                 return False
-            written = self._put(current, labels=labels, annotations=final, spec=spec)
+            written = self._write(current, labels=labels, annotations=final, spec=spec)
             if content and written["metadata"].get("generation") != generation:
-                self._put(written, labels=labels, annotations=vouching(written["metadata"].get("generation")),
-                          spec=spec)
+                self._write({**written, "spec": spec}, labels=labels,
+                            annotations=vouching(written["metadata"].get("generation")), spec=spec)
             return True
         # Before the status: the new spec, pod labels removed (not yet added), no hash.
         interim_labels = {k: v for k, v in labels.items() if k in old_labels or not _is_pod_label(k, v)}
         if (interim_labels, bare, spec) != (old_labels, old_annotations, current.get("spec")):
-            current = self._put(current, labels=interim_labels, annotations=bare, spec=spec)
-        current = self._put_status(current, status)
+            current = {**self._write(current, labels=interim_labels, annotations=bare, spec=spec), "spec": spec}
+        current = {**self._put_status(current, status), "spec": spec}
         final = vouching(current["metadata"].get("generation"))
         if (labels, final) != (interim_labels, bare):
-            self._put(current, labels=labels, annotations=final, spec=spec)
+            self._write(current, labels=labels, annotations=final, spec=spec)
         return True
 
     def _retrying(self, key: str, attempt: Callable[[dict[str, Any]], bool], first: dict[str, Any]) -> str:

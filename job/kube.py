@@ -261,6 +261,11 @@ class Kube:
         return self.request("PUT", self.imv_path(meta["namespace"], meta["name"]), body=obj,
                             params=_dry(dry_run), verb="update", accept=_WRITE_ANSWER)
 
+    def patch_imv_metadata(self, namespace: str, name: str, patch: dict, *, dry_run: bool) -> dict:
+        """A JSON merge patch of labels and annotations: a few hundred bytes instead of the object."""
+        return self.request("PATCH", self.imv_path(namespace, name), body=patch, params=_dry(dry_run),
+                            content_type="application/merge-patch+json", verb="patch", accept=_WRITE_ANSWER)
+
     def update_imv_status(self, obj: dict, *, dry_run: bool) -> dict:
         meta = obj["metadata"]
         return self.request("PUT", self.imv_path(meta["namespace"], meta["name"], "status"), body=obj,

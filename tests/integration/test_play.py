@@ -22,7 +22,7 @@ from job.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
 IMV = "/apis/secscan.quay.redhat.com/v1alpha1"
-WRITES = ("create", "update", "update-status", "delete")
+WRITES = ("create", "update", "update-status", "patch", "delete")
 
 
 def digest(label: str) -> str:
@@ -146,8 +146,8 @@ def test_first_run_creates_second_writes_nothing(cluster: Cluster) -> None:
     selected = cluster.cp.call("GET", f"{IMV}/namespaces/{a}/imagemanifestvulns",
                                params={"labelSelector": f"{a}/web-2=true"})["items"]
     assert [i["metadata"]["name"] for i in selected] == [WEB.replace(":", ".")]
-    # Each new object: created bare, its status written, then its pod labels and content hash.
-    assert writes(first) == {"create": 3, "update-status": 3, "update": 3}
+    # Each new object: created bare, its status written, then its pod labels and content hash (a patch).
+    assert writes(first) == {"create": 3, "update-status": 3, "patch": 3}
     # No per-pod GETs: pods come from LISTs; the GETs are the two selected namespaces (owner routing).
     assert first.stats["list"] >= 1 and first.stats["get"] == len(cluster.namespaces)
 
@@ -169,7 +169,7 @@ def test_pods_going_away_remove_their_keys_then_the_object(cluster: Cluster) -> 
     assert set(web["status"]["affectedPods"]) == {f"{a}/web-1"}
     assert f"{a}/web-2" not in web["metadata"]["labels"]
     # The label goes before the key, the hash after the status: never a label without its key.
-    assert writes(client) == {"update": 2, "update-status": 1}
+    assert writes(client) == {"patch": 2, "update-status": 1}
     cluster.delete_pod(a, "web-1")
     assert cluster.play()[0] == 0
     assert cluster.imvs(a) == {}  # the init container's DB image went with web-1 too
@@ -187,7 +187,7 @@ def test_changed_image_replaces_the_object(cluster: Cluster) -> None:
     cluster.run_pod(a, "web-1b", {"web": f"quay.io/shop/web@{new}"})
     code, client = cluster.play()
     assert code == 0 and set(cluster.imvs(a)) == {new.replace(":", ".")}
-    assert writes(client) == {"create": 1, "update-status": 1, "update": 1, "delete": 1}
+    assert writes(client) == {"create": 1, "update-status": 1, "patch": 1, "delete": 1}
 
 
 def test_a_failed_scan_keeps_the_object_and_exits_2(cluster: Cluster) -> None:

@@ -16,7 +16,7 @@ from job.desired import shard_index
 from job.settings import Settings
 
 SHARDS = 3
-WRITES = ("create", "update", "update-status", "delete")
+WRITES = ("create", "update", "update-status", "patch", "delete")
 
 
 @pytest.fixture

@@ -135,6 +135,15 @@ class ObjectStore:
         self.obj = {**self.obj, "metadata": dict(body["metadata"]), "spec": body["spec"]}
         return self._bump()
 
+    def patch_imv_metadata(self, namespace: str, name: str, patch: dict, *, dry_run: bool) -> dict:
+        self.writes.append("patch")
+        meta = self.obj["metadata"]
+        assert patch["metadata"].pop("resourceVersion") == meta["resourceVersion"]
+        for key, changes in patch["metadata"].items():
+            merged = {**(meta.get(key) or {}), **changes}
+            meta[key] = {k: v for k, v in merged.items() if v is not None}
+        return self._bump()
+
     def update_imv_status(self, body: dict, *, dry_run: bool) -> dict:
         self.writes.append("status")
         self.obj = {**self.obj, "status": body["status"]}
@@ -158,7 +167,7 @@ def test_pods_replaced_never_leave_a_label_without_its_key_and_hash_comes_last()
     new_labels = {"app.kubernetes.io/managed-by": "imvjob", "ns/new": "true", "ns/stays": "true"}
     changed = _applier(store)._converge(store.obj, labels=new_labels, annotations={HASH_ANNOTATION: "new"},
                                         spec={"image": "x"}, status={"affectedPods": {"ns/new": [], "ns/stays": []}})
-    assert changed and store.writes == ["update", "status", "update"]
+    assert changed and store.writes == ["patch", "status", "patch"]
     assert store.obj["metadata"]["labels"] == new_labels
     assert store.obj["metadata"]["annotations"][HASH_ANNOTATION] == "new:None"  # the store keeps no generation
 
