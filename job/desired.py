@@ -145,7 +145,8 @@ class _Docs:
     vulnerability and package documents built once too (registries return the same advisory
     objects for every manifest that has them)."""
 
-    def __init__(self) -> None:
+    def __init__(self, spec_schema: dict[str, Any] | None = None) -> None:
+        self.spec_schema = spec_schema
         self.vulnerabilities: dict[int, dict[str, Any]] = {}
         self.features: dict[int, dict[str, Any]] = {}
         self.specs: dict[ImageRef, tuple[dict[str, Any], list[str], bytes, dict[str, Any]]] = {}
@@ -176,12 +177,35 @@ class _Docs:
             spec: dict[str, Any] = {"image": result.ref.image, "manifest": result.ref.digest}
             _put(spec, "namespaceName", result.report.namespace_name)
             spec["features"] = [self.feature(f) for f in features]
+            if self.spec_schema is not None:
+                spec = prune_to_schema(spec, self.spec_schema)
             spec, shrunk = shrink(spec)
             found = self.specs[result.ref] = (spec, shrunk, _canonical(spec), severity_status(features))
         return found
 
     def forget_specs(self) -> None:
         self.specs.clear()
+
+
+def prune_to_schema(doc: Any, schema: Any) -> Any:
+    """Pure: `doc` as the API server stores it under a structural schema, which drops the fields the
+    schema does not name (the operator bundle's CRD has no place for a feature's basescores and
+    cveids). Comparing what exists with that, not with what was sent, keeps reruns write-free."""
+    if not isinstance(schema, dict):
+        return doc
+    if isinstance(doc, dict):
+        if schema.get("x-kubernetes-preserve-unknown-fields"):
+            return doc
+        properties = schema.get("properties")
+        extra = schema.get("additionalProperties")
+        if isinstance(properties, dict):
+            return {k: prune_to_schema(v, properties[k]) for k, v in doc.items() if k in properties}
+        if isinstance(extra, dict):
+            return {k: prune_to_schema(v, extra) for k, v in doc.items()}
+        return doc if extra is True else {}
+    if isinstance(doc, list):
+        return [prune_to_schema(v, schema.get("items")) for v in doc]
+    return doc
 
 
 def vulnerability_doc(v: Vulnerability) -> dict[str, Any]:
@@ -364,11 +388,12 @@ def _choose(results: list[ScanResult]) -> ScanResult:
 
 
 def desired_state(snap: Snapshot, results: dict[ImageRef, ScanResult], *, now: dt.datetime,
-                  shard: tuple[int, int] | None = None) -> DesiredState:
+                  shard: tuple[int, int] | None = None, spec_schema: dict[str, Any] | None = None) -> DesiredState:
+    """`spec_schema`: the installed CRD's schema of spec, when known: specs are built as it stores them."""
     state = DesiredState(scope=snap.scope, shard=shard, last_update=go_time_string(now),
                          listed=frozenset(p.key for p in snap.pods) if snap.selector else None,
                          unsure=frozenset(snap.unsure))
-    docs = _Docs()
+    docs = _Docs(spec_schema)
     # (namespace, digest) → refs seen and {pod key: container IDs}
     groups: dict[tuple[str, str], tuple[set[ImageRef], dict[str, list[str]]]] = {}
     for pod in snap.pods:

@@ -247,6 +247,20 @@ class Kube:
                 out.append({"metadata": kept})
         return out
 
+    def imv_spec_schema(self) -> dict | None:
+        """The installed CRD's schema of spec (None when it cannot be read): the API server prunes
+        what it does not name."""
+        try:
+            crd = self.request("GET", f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{IMV_PLURAL}.{IMV_GROUP}",
+                               verb="get-crd")
+        except KubeError:
+            return None
+        for version in (crd.get("spec") or {}).get("versions") or []:
+            if isinstance(version, dict) and version.get("name") == IMV_VERSION:
+                schema = ((version.get("schema") or {}).get("openAPIV3Schema") or {}).get("properties") or {}
+                return schema.get("spec") if isinstance(schema.get("spec"), dict) else None
+        return None
+
     def get_imv(self, namespace: str, name: str) -> dict:
         return self.request("GET", self.imv_path(namespace, name))
 

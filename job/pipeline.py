@@ -61,7 +61,10 @@ def run_apply_stage(snap: Snapshot, results: dict[ImageRef, ScanResult], setting
                     client=None) -> ApplyOutcome:
     log.task("apply")
     now = dt.datetime.now(dt.timezone.utc)
-    state = desired.desired_state(snap, results, now=now, shard=scan.shard_of(settings))
+    schema = None if settings.offline else client.imv_spec_schema()
+    if schema is None and not settings.offline:
+        log.warn("cannot read the ImageManifestVuln CRD: objects are compared as written, not as stored")
+    state = desired.desired_state(snap, results, now=now, shard=scan.shard_of(settings), spec_schema=schema)
     if state.listed is not None:
         log.info(f"pods narrowed by the selector {snap.selector!r}: the objects' other pods are kept, not removed")
     if state.unsure:

@@ -307,6 +307,7 @@ CLUSTER_WIDE = {
     ("", "secrets", "get", ""),
     *((IMV_GROUP, "imagemanifestvulns", verb, "") for verb in ("get", "list", "create", "update", "patch", "delete")),
     (IMV_GROUP, "imagemanifestvulns/status", "update", ""),
+    ("apiextensions.k8s.io", "customresourcedefinitions", "get", "imagemanifestvulns.secscan.quay.redhat.com"),
 }
 OWN_NAMESPACE = {(LEASES, "leases", "create", ""), (LEASES, "leases", "get", "imvjob"),
                  (LEASES, "leases", "update", "imvjob")}

@@ -95,3 +95,23 @@ def test_writers_from_managed_fields() -> None:
                                                           "fixableCount": 1}))
     # Garbage never vouches: it reads as another writer's, later than any of ours.
     assert writers("x") == Writers() and writers([1]).others_status > w.ours
+
+
+def test_specs_are_built_as_the_installed_crd_stores_them() -> None:
+    from job.desired import prune_to_schema
+
+    schema = {"type": "object", "properties": {
+        "image": {"type": "string"},
+        "features": {"type": "array", "items": {"type": "object", "properties": {
+            "name": {"type": "string"}, "vulnerabilities": {"type": "array", "items": {
+                "type": "object", "properties": {"name": {"type": "string"}}}}}}},
+        "free": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
+        "map": {"type": "object", "additionalProperties": {"type": "array", "items": {"type": "string"}}}}}
+    doc = {"image": "x", "features": [{"name": "a", "basescores": ["7.5"], "vulnerabilities": [{"name": "C", "x": 1}]}],
+           "free": {"any": {"thing": 1}}, "map": {"k": ["v"]}, "dropped": 1}
+    assert prune_to_schema(doc, schema) == {"image": "x", "features": [{"name": "a", "vulnerabilities": [{"name": "C"}]}],
+                                            "free": {"any": {"thing": 1}}, "map": {"k": ["v"]}}
+    assert prune_to_schema(doc, None) is doc
+    state = desired_state(snap(pod("a", "p", REF1)), {REF1: ScanResult(REF1, ScanState.SCANNED, REPORT)}, now=NOW,
+                          spec_schema=schema)
+    assert "versionformat" not in next(iter(state.objects.values())).spec["features"][0]
