@@ -16,6 +16,9 @@ class RunLog:
         self.show_progress = progress == "always" or (progress == "auto" and isatty and fmt == "text")
         self._lock = threading.Lock()
         self._last_progress = 0.0
+        self.started = time.time()
+        #: (task, monotonic start) of each task, for the metrics' stage durations.
+        self.tasks: list[tuple[str, float]] = []
 
     def _emit(self, level: str, event: str, message: str, fields: dict[str, Any]) -> None:
         with self._lock:
@@ -31,6 +34,7 @@ class RunLog:
             self.stream.flush()
 
     def task(self, name: str) -> None:
+        self.tasks.append((name, time.monotonic()))
         self._emit("info", "task", f"TASK [{name}]", {"task": name})
 
     def info(self, message: str, **fields: Any) -> None:

@@ -11,8 +11,8 @@ import sys
 from pathlib import Path
 
 from job import apply as apply_stage
-from job import codec, desired, feeds, notify, report, scan, shards, snapshot
-from job.errors import ConfigError
+from job import codec, desired, feeds, metrics, notify, report, scan, shards, snapshot
+from job.errors import ConfigError, ImvjobError
 from job.log import RunLog
 from job.model import ApplyOutcome, ImageRef, ScanResult, Snapshot
 from job.settings import Settings
@@ -141,10 +141,14 @@ def recap(snap: Snapshot, results: dict[ImageRef, ScanResult], outcome: ApplyOut
 def run_play(settings: Settings, log: RunLog, client=None) -> int:
     """The whole play. With --secscan-dir and a live cluster, saved registry answers stand in for the
     registries (a replay); with --pods too, nothing live is used at all."""
-    if client is None and not settings.offline:
-        client = _kube(settings)
     try:
+        if client is None and not settings.offline:
+            client = _kube(settings)
         return _play(settings, log, client)
+    except ImvjobError as exc:
+        # A run that could not work still says so, so that an alert on it needs no log reading.
+        metrics.publish(None, settings, log, completed=False, exit_code=exc.exit_code, out_dir=_out(settings))
+        raise
     finally:
         gc.unfreeze()
 
@@ -167,7 +171,13 @@ def _play(settings: Settings, log: RunLog, client) -> int:
     sent = notify.notify(ctx, settings, log, out_dir=_out(settings))
     line, code = recap(snap, results, outcome, sent.failed)
     log.recap(line)
-    return code
+    return _publish(ctx, settings, log, code)
+
+
+def _publish(ctx: report.ReportContext, settings: Settings, log: RunLog, code: int) -> int:
+    """The run's metrics, once its play completed; a target that failed makes it exit 2."""
+    failed = metrics.publish(ctx, settings, log, completed=True, exit_code=code, out_dir=_out(settings))
+    return EXIT_ERRORS if failed else code
 
 
 # --- sharded runs (job.shards) ---------------------------------------------------------
@@ -216,7 +226,7 @@ def _merge(settings: Settings, log: RunLog) -> int:
     sent = notify.notify(ctx, settings, log, out_dir=_out(settings))
     line, code = recap(merged.snapshot, merged.results, merged.outcome, sent.failed)
     log.recap(line)
-    return code
+    return _publish(ctx, settings, log, code)
 
 
 def run_merge(settings: Settings, log: RunLog) -> int:

@@ -138,6 +138,27 @@ class Settings:
     mail_only_new: bool = _opt(False, "Send only when something is new since the previous run.", group="mail",
                                flag=True)
     attach_html: bool = _opt(False, "Attach the full HTML report too.", group="mail", flag=True)
+    report_url: str = _opt("", "Where readers open the report (e.g. https://reports.corp/imvjob/report.html): "
+                               "the link in chat messages.", group="mail")
+    # --- metrics and chat (docs/metrics-and-chat.md) ---------------------------------------
+    pushgateway_url: str = _opt("", "Prometheus Pushgateway to push the run's metrics to at the end of every "
+                                    "run (https://host:9091); credentials from IMVJOB_PUSHGATEWAY_PASSWORD or "
+                                    "_TOKEN, or their files.", group="metrics")
+    pushgateway_job: str = _opt("imvjob", "'job' of the pushed metrics' grouping key (with 'cluster').",
+                                group="metrics")
+    pushgateway_user: str = _opt("", "Basic auth user for the Pushgateway (password: IMVJOB_PUSHGATEWAY_PASSWORD "
+                                     "or --pushgateway-password-file).", group="metrics")
+    pushgateway_password_file: str = _opt("", "File holding the Pushgateway's basic auth password.",
+                                          group="metrics")
+    pushgateway_token_file: str = _opt("", "File holding a bearer token for the Pushgateway; or env "
+                                           "IMVJOB_PUSHGATEWAY_TOKEN.", group="metrics")
+    pushgateway_timeout: float = _opt(10.0, "Seconds the push may take in all; a Pushgateway that is down or "
+                                            "slow is reported (exit 2), never holds the run.", group="metrics")
+    metrics_textfile: str = _opt("", "Also write the metrics in the node-exporter textfile format to this path "
+                                     "(e.g. /var/lib/node_exporter/textfile/imvjob.prom).", group="metrics")
+    metrics_max_hosts: int = _opt(20, "Registry hosts named in metrics' host label; the others are summed as "
+                                      "host=\"other\" (bounds the series).", group="metrics")
+
 
     @property
     def offline(self) -> bool:
@@ -154,7 +175,8 @@ class Settings:
 SETTING_FIELDS: tuple[dataclasses.Field, ...] = dataclasses.fields(Settings)
 SETTING_NAMES = frozenset(f.name for f in SETTING_FIELDS)
 #: Secrets: never flags, never in the config file.
-SECRET_ENV = ("IMVJOB_SMTP_PASSWORD", "IMVJOB_QUAY_TOKEN", "IMVJOB_CLAIR_PSK")
+SECRET_ENV = ("IMVJOB_SMTP_PASSWORD", "IMVJOB_QUAY_TOKEN", "IMVJOB_CLAIR_PSK", "IMVJOB_PUSHGATEWAY_PASSWORD",
+              "IMVJOB_PUSHGATEWAY_TOKEN")
 
 
 def envvar(name: str) -> str:
@@ -184,7 +206,7 @@ def load_config_file(path: str) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in data.items():
         name = str(key).replace("-", "_")
-        if name in ("smtp_password", "quay_token", "clair_psk"):
+        if name in ("smtp_password", "quay_token", "clair_psk", "pushgateway_password", "pushgateway_token"):
             raise ConfigError(f"config file {path}: {key} is a secret; set it from the environment "
                               f"or a mounted file, not the config file")
         if name not in SETTING_NAMES:
@@ -261,7 +283,8 @@ def read_small_file(path: str, *, limit: int, what: str) -> str:
 
 #: The settings naming a file that holds a secret, and the environment variable standing in for it.
 SECRET_FILES = {"smtp_password_file": "IMVJOB_SMTP_PASSWORD", "quay_token_file": "IMVJOB_QUAY_TOKEN",
-                "clair_psk_file": "IMVJOB_CLAIR_PSK"}
+                "clair_psk_file": "IMVJOB_CLAIR_PSK", "pushgateway_password_file": "IMVJOB_PUSHGATEWAY_PASSWORD",
+                "pushgateway_token_file": "IMVJOB_PUSHGATEWAY_TOKEN"}
 
 
 def check_secret_files(settings: Settings) -> None:
