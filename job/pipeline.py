@@ -123,7 +123,15 @@ def load_triage(snap: Snapshot, results: dict[ImageRef, ScanResult], settings: S
             log.warn(f"{status.name} feed {status.source}: {status.state}, {status.detail}")
         elif status.usable:
             log.info(f"{status.name} feed of {status.date}: {status.detail}")
-    return report.Triage(read, sla_policy(settings))
+    from job import accepted  # exceptions and VEX: a bad exceptions file is a ConfigError, a bad VEX a problem
+
+    risk = accepted.load(settings, snap)
+    for problem in risk.problems:
+        snap.problems.append(problem)
+        log.warn(f"{problem.where}: {problem.message}")
+    if risk.rules:
+        log.info(f"{len(risk.rules)} exception entries and VEX statements ({risk.vex_documents} VEX documents)")
+    return report.Triage(read, sla_policy(settings), risk.rules, settings.expiring_days, risk.vex_documents)
 
 
 def recap(snap: Snapshot, results: dict[ImageRef, ScanResult], outcome: ApplyOutcome | None,

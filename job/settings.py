@@ -120,6 +120,15 @@ class Settings:
     sla: str = _opt("Critical=7d,High=30d,Medium=90d", "Days to fix a finding per severity, from the run that "
                                                        "first saw it; a KEV due date when sooner ('' for none).",
                     group="report")
+    exceptions: str = _opt("", "YAML file of accepted risks, each with scope, reason, by and until "
+                               "(docs/exceptions.md); a bad entry is a configuration error.", group="report")
+    vex: tuple[str, ...] = _opt((), "OpenVEX v0.2.0 document, or a folder of them (*.json); repeatable. "
+                                    "not_affected and fixed statements accept findings.", group="report",
+                                multiple=True)
+    exceptions_annotation: str = _opt("", "Namespace annotation whose exception entries its owners may set "
+                                          "(e.g. imvjob/exceptions); '' to read none.", group="report")
+    expiring_days: int = _opt(14, "Days before its end an exception is listed and mailed as expiring soon.",
+                              group="report")
     smtp_host: str = _opt("", "SMTP server; mail is sent only when set.", group="mail")
     smtp_port: int = _opt(0, "SMTP port (default: 465 for tls, 587 for starttls, 25 for none).", group="mail")
     smtp_security: str = _opt("starttls", "starttls, tls (implicit) or none.", group="mail",

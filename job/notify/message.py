@@ -46,6 +46,8 @@ def subject(ctx: ReportContext) -> str:
         words += f", {ctx.changes.new_counts.total:,} new findings"
     if t.unscanned or t.unresolved:
         words += f"; {t.unscanned + t.unresolved:,} not scanned"
+    if ctx.accepted.expiring:
+        words += f"; {len(ctx.accepted.expiring):,} accepted expiring soon"
     return one_line(f"[imvjob] {where}: {words}", limit=200)
 
 

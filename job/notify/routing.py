@@ -41,6 +41,8 @@ def skip_reason(ctx: ReportContext, settings: Settings) -> str:
     --mail-min-severity: at or above that severity; both together: something new at or above it.
     """
     floor = settings.mail_min_severity
+    if ctx.accepted.expiring:
+        return ""  # an exception about to end is news to its owners, whatever the thresholds
     if settings.mail_only_new:
         new = ctx.changes.new_counts if ctx.changes.has_previous else ctx.totals.counts
         if not (new.at_least(floor) if floor else new.total):

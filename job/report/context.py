@@ -16,6 +16,7 @@ from typing import Any, Iterable, Iterator
 from job.model import (SEVERITIES, SEVERITY_RANK, ApplyOutcome, Feature, ImageRef, Pod, ScanResult, ScanState,
                        Snapshot, Vulnerability, Workload)
 from job.report import ranking, summary
+from job.report.accepted import AcceptedView, accept
 from job.report.fixes import Fix, fixes_of, merge_fixes
 from job.report.ranking import Triage, WorkloadTriage
 from job.report.owners import namespace_owners
@@ -380,6 +381,8 @@ class ReportContext:
     today: int = 0
     #: Per workload, the day each finding older than this run was first seen (for the next run).
     first_seen: dict[WorkloadKey, dict[FindingKey, int]] = field(default_factory=dict)
+    #: Findings that exceptions and VEX statements accept (job.report.accepted): listed, not ranked.
+    accepted: AcceptedView = AcceptedView()
     #: Files written from exactly this context ("html", "xlsx", "json" → path), for reuse.
     artifacts: dict[str, Path] = field(default_factory=dict)
 
@@ -454,7 +457,11 @@ def _build(inputs: _Inputs, *, only: frozenset[str] | None) -> ReportContext:
     prev = inputs.previous
     changes, findings = _changes(workloads, prev, severity_of, scope=snapshot.scope, only=only)
     today = day_of(snapshot.taken_at)
-    first_seen = ranking.annotate(workloads, findings, inputs.triage, prev, today=today, severity_of=severity_of)
+    tri = inputs.triage
+    accepted = accept(workloads, tri.rules, today=today, soon_days=tri.soon_days, severity_of=severity_of,
+                      everything=only is None, vex_documents=tri.vex_documents)
+    first_seen = ranking.annotate(workloads, findings, tri, prev, today=today, severity_of=severity_of,
+                                  accepted=accepted.keys)
     workloads.sort(key=_workload_order)
     namespaces = _namespace_items(workloads, owners)
 
@@ -468,11 +475,12 @@ def _build(inputs: _Inputs, *, only: frozenset[str] | None) -> ReportContext:
     return ReportContext(
         cluster=cluster, taken_at=snapshot.taken_at, source=snapshot.source, scope=snapshot.scope,
         only=tuple(sorted(only)) if only is not None else None,
-        headline=headline(totals, changes), totals=totals, images=tuple(image_items),
+        headline=headline(totals, changes) + accepted.headline_note, totals=totals, images=tuple(image_items),
         workloads=tuple(workloads), namespaces=namespaces, owner_groups=_owner_groups(namespaces),
         coverage=coverage, changes=changes, trend=trend,
         apply=_apply_summary(outcome),
-        findings=findings, severity_of=severity_of, inputs=inputs, today=today, first_seen=first_seen)
+        findings=findings, severity_of=severity_of, inputs=inputs, today=today, first_seen=first_seen,
+        accepted=accepted)
 
 
 @dataclass(slots=True)

@@ -44,6 +44,7 @@ LIMITS = {
     "namespace_workloads": 12,  # affected workloads named per namespace
     "overdue": 100,  # rows of the Overdue section
     "top_findings": 3,  # findings named per "What to do" row
+    "accepted": 300,  # rows of the Accepted section
 }
 
 

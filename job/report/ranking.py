@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Iterable, Mapping
 
+from job.exceptions import Rule
 from job.model import SEVERITY_RANK
 from job.triage import NO_FEEDS, Feeds, FeedStatus, Finding, cve_ids, finding, iso_day, rank
 
@@ -25,6 +26,10 @@ class Triage:
 
     feeds: Feeds = NO_FEEDS
     sla: Mapping[str, int] = field(default_factory=dict)
+    #: Exception entries and VEX statements (job.exceptions); entries this close to their end are "expiring soon".
+    rules: tuple[Rule, ...] = ()
+    soon_days: int = 14
+    vex_documents: int = 0
 
     @property
     def feed_problems(self) -> tuple[FeedStatus, ...]:
@@ -51,9 +56,12 @@ _NOTHING = (2,)  # rank of a workload without findings: last
 
 def annotate(workloads: Iterable["WorkloadItem"], findings: Mapping["WorkloadKey", frozenset["FindingKey"]],
              triage: Triage, previous: "Previous | None", *, today: int,
-             severity_of: Mapping["FindingKey", str]) -> dict["WorkloadKey", dict["FindingKey", int]]:
+             severity_of: Mapping["FindingKey", str],
+             accepted: Mapping["WorkloadKey", frozenset["FindingKey"]] | None = None,
+             ) -> dict["WorkloadKey", dict["FindingKey", int]]:
     """Set each workload's triage; return the first-seen day of every finding seen before today,
-    per workload (what summary.json keeps for the next run). Carried-forward findings keep theirs."""
+    per workload (what summary.json keeps for the next run). Carried-forward findings keep theirs.
+    Accepted findings keep their first-seen day but are not ranked, due nor overdue."""
     cves: dict[FindingKey, tuple[str, ...]] = {}
     older: dict[WorkloadKey, dict[FindingKey, int]] = {}
     for w in workloads:
@@ -61,9 +69,12 @@ def annotate(workloads: Iterable["WorkloadItem"], findings: Mapping["WorkloadKey
         if seen:
             older[w.key] = seen
         fixable: dict[FindingKey, bool] = {}
+        skip = accepted.get(w.key, frozenset()) if accepted else frozenset()
         for image in w.images:
             for f, v in image.entries:
                 key = (f.name, v.name)
+                if key in skip:
+                    continue
                 fixable[key] = fixable.get(key, False) or bool(v.fixed_by)
                 if key not in cves:
                     cves[key] = cve_ids(f, v)

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from job import __version__
 from job.model import SEVERITIES, SEVERITY_RANK
+from job.report.accepted import accepted_doc
 from job.triage import day_of, iso_day
 
 if TYPE_CHECKING:
@@ -51,8 +52,10 @@ def summary_doc(ctx: "ReportContext") -> dict[str, Any]:
             "findings": sum(w.triage.findings for w in ctx.workloads if w.triage),
             "exploited": sum(w.triage.kev for w in ctx.workloads if w.triage),
             "overdue": sum(len(w.triage.overdue) for w in ctx.workloads if w.triage),
+            "accepted": ctx.accepted.total,
         },
         "triage": _triage(ctx),
+        "accepted": accepted_doc(ctx.accepted, _severities),
         "changes": {
             "previousTakenAt": ch.previous_taken_at or None,
             "new": _severities(ch.new_counts.by_severity),
@@ -67,7 +70,8 @@ def summary_doc(ctx: "ReportContext") -> dict[str, Any]:
              "vulnerableImages": n.vulnerable_images, "unscannedImages": n.unscanned,
              "workloads": len(n.workloads), "workloadsAffected": len(n.affected_workloads),
              "overdue": sum(len(w.triage.overdue) for w in n.workloads if w.triage),
-             "exploited": sum(w.triage.kev for w in n.workloads if w.triage)}
+             "exploited": sum(w.triage.kev for w in n.workloads if w.triage),
+             "accepted": sum(ctx.accepted.by_namespace.get(n.name, ()))}
             for n in ctx.namespaces
         ],
         "images": [_image(i) for i in ctx.images],

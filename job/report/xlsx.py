@@ -30,6 +30,7 @@ from job.model import SEVERITIES
 from job.report.context import SEVERITIES_DESC, Counts, Fix, ReportContext, WorkloadItem
 from job.report.palette import background, foreground
 from job.report.text import safe_link, safe_links
+from job.report.xlsx_accepted import ACCEPTED_COLUMNS, accepted_rows
 from job.report.xlsx_triage import (OVERDUE_COLUMNS, day_date, findings_text, overdue_rows, triage_rows,
                                     vulnerability_signals)
 
@@ -201,7 +202,7 @@ class _Sheet:
 def write_xlsx(ctx: ReportContext, *, dest: Path | BinaryIO) -> None:
     wb = Workbook(write_only=True)
     styles = _Styles(wb)
-    for sheet in (_summary, _workloads, _overdue, _images, _vulnerabilities, _changes, _coverage):
+    for sheet in (_summary, _workloads, _overdue, _accepted, _images, _vulnerabilities, _changes, _coverage):
         sheet(wb, styles, ctx)
     wb.save(dest)
 
@@ -389,6 +390,12 @@ def _changes(wb: Workbook, styles: _Styles, ctx: ReportContext) -> None:
         for c in rows:
             sheet.append([label, sheet.severity(c.severity), c.namespace, c.workload, c.package,
                           c.vulnerability, c.image, c.note])
+    sheet.close()
+
+
+def _accepted(wb: Workbook, styles: _Styles, ctx: ReportContext) -> None:
+    sheet = _Sheet(wb, styles, "Accepted", ACCEPTED_COLUMNS)
+    accepted_rows(sheet, ctx)
     sheet.close()
 
 

@@ -53,6 +53,8 @@ def triage_rows(sheet: Any, ctx: "ReportContext") -> None:
     add(["Findings (workload × vulnerability)", findings])
     add(["  exploited in the wild (CISA KEV)", sum(w.triage.kev for w in ctx.workloads if w.triage)])
     add(["  overdue (sheet Overdue)", len(ctx.overdue)])
+    add(["Accepted findings (sheet Accepted)", ctx.accepted.total])
+    add(["  expiring soon", len(ctx.accepted.expiring)])
     policy = ", ".join(f"{s} {d} days" for s, d in tri.sla.items()) or "none set"
     add(["Deadlines from first seen", policy + "; a KEV due date when sooner"])
     for f in tri.feeds.status:

@@ -42,7 +42,8 @@ def rows(ws) -> list[dict]:
 
 def test_one_sheet_per_view_with_frozen_header_filter_and_widths():
     wb, _ = workbook_of(*sample())
-    assert wb.sheetnames == ["Summary", "Workloads", "Overdue", "Images", "Vulnerabilities", "Changes", "Coverage"]
+    assert wb.sheetnames == ["Summary", "Workloads", "Overdue", "Accepted", "Images", "Vulnerabilities", "Changes",
+                             "Coverage"]
     for name in wb.sheetnames[1:]:
         ws = wb[name]
         assert ws.freeze_panes == "A2", name

@@ -32,8 +32,8 @@ def sheet(out: Path, name: str) -> list[list[str]]:
 def test_calc_opens_every_sheet_and_shows_text_as_text(libreoffice, report_dir, tmp_path):
     convert(libreoffice, report_dir / "report.xlsx", CSV_FILTER, tmp_path)
     names = sorted(p.name for p in tmp_path.glob("report-*.csv"))
-    assert names == [f"report-{n}.csv" for n in sorted(["Summary", "Workloads", "Overdue", "Images", "Vulnerabilities",
-                                                          "Changes", "Coverage"])]
+    assert names == [f"report-{n}.csv" for n in sorted(["Summary", "Workloads", "Overdue", "Accepted", "Images",
+                                                          "Vulnerabilities", "Changes", "Coverage"])]
 
     vulns = sheet(tmp_path, "Vulnerabilities")
     header = vulns[0]
