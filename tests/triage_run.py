@@ -39,8 +39,10 @@ def _pods(with_db: bool):
     return pods + ([make_pod("payments", "db-0", DB, workload=("StatefulSet", "db"))] if with_db else [])
 
 
-def triage_context(tmp: Path, *, kev_text: str | None = None, epss_date: str = "2026-04-01T00:00:00+0000"):
-    """The report context of May 4th: KEV fresh (or kev_text as the file), EPSS stale unless told."""
+def triage_context(tmp: Path, *, kev_text: str | None = None, epss_date: str = "2026-04-01T00:00:00+0000",
+                   rules: tuple = ()):
+    """The report context of May 4th: KEV fresh (or kev_text as the file), EPSS stale unless told;
+    rules: exception entries and VEX statements (job.exceptions.Rule) to accept findings with."""
     before = build_context(snapshot=make_snapshot(_pods(False), taken_at=APRIL_1, owners=OWNERS),
                            results=_results(), outcome=None, previous=None, settings=make_settings())
     out = tmp / "out"
@@ -60,5 +62,6 @@ def triage_context(tmp: Path, *, kev_text: str | None = None, epss_date: str = "
                       today=day_of(MAY_4), max_age_days=7)
     previous = load_previous(out, current=snap)
     ctx = build_context(snapshot=snap, results=results, outcome=None, previous=previous, settings=make_settings(),
-                        triage=Triage(read, parse_sla("Critical=7d,High=30d,Medium=90d")))
+                        triage=Triage(read, parse_sla("Critical=7d,High=30d,Medium=90d"), tuple(rules),
+                                      vex_documents=int(any(r.origin == "vex" for r in rules))))
     return ctx, out
