@@ -27,12 +27,14 @@ tools: $(TOOLS_STAMP)
 
 ## Run the whole play offline on the bundled demo data; writes reports/demo/.
 ## With small KEV and EPSS files and a previous run of 40 days ago (demo/triage_inputs.py), so that
-## the page opens with overdue findings and ranks the exploited ones first.
+## the page opens with overdue findings and ranks the exploited ones first; with an exceptions file and
+## an OpenVEX document, so that it lists accepted, expiring and expired entries.
 demo: $(STAMP)
 	$(PY) demo/triage_inputs.py --out reports/demo-inputs
 	$(PY) -m job run --pods demo/pods.json --secscan-dir demo/secscan --output reports/demo --cluster-name demo \
 	  --kev-feed reports/demo-inputs/kev.json --epss-feed reports/demo-inputs/epss.csv \
-	  --previous reports/demo-inputs/summary.json
+	  --previous reports/demo-inputs/summary.json \
+	  --exceptions reports/demo-inputs/exceptions.yaml --vex reports/demo-inputs/vex
 	@echo "open reports/demo/report.html (also report.xlsx, summary.json, imagemanifestvulns.yaml)"
 
 ## System packages the tests drive for real: Chromium, LibreOffice, an OCI registry.

@@ -3,7 +3,8 @@
     python demo/triage_inputs.py --out reports/demo-inputs
 
 Dated from today, so the feeds are fresh and the previous run is 40 days old: the demo's page
-opens with overdue findings and ranks the exploited ones first. The KEV entries are the
+opens with overdue findings and ranks the exploited ones first. Also an exceptions file (one
+entry accepted, one expiring soon, one expired) and an OpenVEX document, for the Accepted section. The KEV entries are the
 catalogue's own (due dates, ransomware use); the EPSS scores are made up.
 """
 from __future__ import annotations
@@ -55,6 +56,43 @@ def write_previous(out: Path, root: Path, today: dt.date) -> None:
     (out / "summary.json").write_bytes(json_bytes(summary_doc(ctx)))
 
 
+def write_accepted(out: Path, today: dt.date) -> None:
+    """exceptions.yaml, as an operator writes it, and vex/checkout-worker.json, as a supplier would."""
+    def day(days: int) -> str:
+        return (today + dt.timedelta(days=days)).isoformat()
+
+    (out / "exceptions.yaml").write_text(f"""\
+# Accepted risks (docs/exceptions.md): each entry needs a scope, reason, by and until.
+exceptions:
+  - package: zlib
+    vulnerability: CVE-2023-45853
+    reason: "minizip is not built into any image: zlib's inflate path only"
+    by: security@example.com
+    until: {day(120)}
+    ticket: https://tickets.example.com/SEC-101
+  - namespace: batch
+    vulnerability: CVE-2023-5678
+    reason: "batch jobs never parse untrusted DH parameters"
+    by: batch-team@example.com
+    until: {day(6)}
+  - namespace: search
+    vulnerability: CVE-2024-28085
+    reason: "wall is not installed setuid; review at the next release"
+    by: search-team@example.com
+    until: {day(-3)}
+""")
+    (out / "vex").mkdir(exist_ok=True)
+    (out / "vex" / "checkout-worker.json").write_text(json.dumps({
+        "@context": "https://openvex.dev/ns/v0.2.0", "@id": "https://vex.example.com/checkout-worker/1",
+        "author": "Checkout team <checkout-team@example.com>", "timestamp": f"{day(-10)}T09:00:00Z", "version": 1,
+        "statements": [{
+            "vulnerability": {"name": "CVE-2024-3094"},
+            "products": [{"@id": "pkg:oci/worker?repository_url=registry.example.com:5000/checkout/worker",
+                          "subcomponents": [{"@id": "pkg:deb/debian/xz-utils"}]}],
+            "status": "not_affected", "justification": "vulnerable_code_not_in_execute_path",
+            "impact_statement": "sshd is not in the image: the backdoor's entry point is never loaded"}]}, indent=1))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, default=Path("reports/demo-inputs"))
@@ -63,7 +101,9 @@ def main() -> None:
     today = dt.datetime.now(dt.timezone.utc).date()
     write_feeds(args.out, today)
     write_previous(args.out, Path(__file__).resolve().parent, today)
-    print(f"wrote {args.out}/kev.json, epss.csv and summary.json (a run of {DAYS_BEFORE} days ago)")
+    write_accepted(args.out, today)
+    print(f"wrote {args.out}/kev.json, epss.csv, summary.json (a run of {DAYS_BEFORE} days ago), exceptions.yaml "
+          f"and vex/")
 
 
 if __name__ == "__main__":
