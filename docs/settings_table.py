@@ -21,7 +21,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from job.settings import SECRET_ENV, SETTING_FIELDS, envvar  # noqa: E402
 
 GROUPS = {"cluster": "cluster and scope", "play": "the play", "registry": "registries", "report": "reports",
-          "mail": "mail", "metrics": "metrics and chat"}
+          "mail": "mail", "metrics": "metrics",
+          "chat": "chat and webhooks"}
 CONFIG_INDENT = "    "  # config.yaml is a block scalar inside the ConfigMap
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY_DOC = ROOT / "docs" / "deploy.md"

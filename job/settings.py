@@ -167,7 +167,20 @@ class Settings:
                                      "(e.g. /var/lib/node_exporter/textfile/imvjob.prom).", group="metrics")
     metrics_max_hosts: int = _opt(20, "Registry hosts named in metrics' host label; the others are summed as "
                                       "host=\"other\" (bounds the series).", group="metrics")
-
+    webhook_urls_file: str = _opt("", "The webhooks' Secret, mounted: a folder of one file per key, or a YAML file "
+                                      "of key: URL (a URL may start with slack:, teams: or json:); or env "
+                                      "IMVJOB_WEBHOOK_URLS. URLs are credentials: never logged.", group="chat")
+    webhook_key: str = _opt("imvjob/webhook", "Namespace annotation or label naming its owners' webhook keys "
+                                              "(comma-separated).", group="chat")
+    webhook_global: tuple[str, ...] = _opt((), "Key of a webhook that gets every namespace's news, e.g. the security "
+                                               "team's (repeatable).", group="chat", multiple=True)
+    webhook_allowed_host: tuple[str, ...] = _opt((), "Host glob webhooks may post to (repeatable; default any https "
+                                                     "host; plain http only to hosts listed here).", group="chat",
+                                                 multiple=True)
+    webhook_hmac_secret_file: str = _opt("", "File holding a shared secret that signs generic JSON webhooks "
+                                             "(X-Imvjob-Signature); or env IMVJOB_WEBHOOK_HMAC_SECRET.",
+                                         group="chat")
+    webhook_deadline: float = _opt(30.0, "Seconds one webhook may take in all, its retries included.", group="chat")
 
     @property
     def offline(self) -> bool:
@@ -185,7 +198,7 @@ SETTING_FIELDS: tuple[dataclasses.Field, ...] = dataclasses.fields(Settings)
 SETTING_NAMES = frozenset(f.name for f in SETTING_FIELDS)
 #: Secrets: never flags, never in the config file.
 SECRET_ENV = ("IMVJOB_SMTP_PASSWORD", "IMVJOB_QUAY_TOKEN", "IMVJOB_CLAIR_PSK", "IMVJOB_PUSHGATEWAY_PASSWORD",
-              "IMVJOB_PUSHGATEWAY_TOKEN")
+              "IMVJOB_PUSHGATEWAY_TOKEN", "IMVJOB_WEBHOOK_URLS", "IMVJOB_WEBHOOK_HMAC_SECRET")
 
 
 def envvar(name: str) -> str:
@@ -215,7 +228,8 @@ def load_config_file(path: str) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in data.items():
         name = str(key).replace("-", "_")
-        if name in ("smtp_password", "quay_token", "clair_psk", "pushgateway_password", "pushgateway_token"):
+        if name in ("smtp_password", "quay_token", "clair_psk", "pushgateway_password", "pushgateway_token",
+                    "webhook_urls", "webhook_hmac_secret"):
             raise ConfigError(f"config file {path}: {key} is a secret; set it from the environment "
                               f"or a mounted file, not the config file")
         if name not in SETTING_NAMES:
@@ -293,7 +307,8 @@ def read_small_file(path: str, *, limit: int, what: str) -> str:
 #: The settings naming a file that holds a secret, and the environment variable standing in for it.
 SECRET_FILES = {"smtp_password_file": "IMVJOB_SMTP_PASSWORD", "quay_token_file": "IMVJOB_QUAY_TOKEN",
                 "clair_psk_file": "IMVJOB_CLAIR_PSK", "pushgateway_password_file": "IMVJOB_PUSHGATEWAY_PASSWORD",
-                "pushgateway_token_file": "IMVJOB_PUSHGATEWAY_TOKEN"}
+                "pushgateway_token_file": "IMVJOB_PUSHGATEWAY_TOKEN",
+                "webhook_hmac_secret_file": "IMVJOB_WEBHOOK_HMAC_SECRET"}
 
 
 def check_secret_files(settings: Settings) -> None:

@@ -11,6 +11,7 @@ from typing import Iterator
 from job.codec import write_file
 from job.errors import ImvjobError
 from job.log import RunLog
+from job.notify import webhooks
 from job.notify.message import HTML_TYPE, XLSX_TYPE, Attachment, attachment_name, build_message
 from job.notify.routing import Delivery, plan, skip_reason
 from job.notify.smtp import Mailer, MailError, Outgoing
@@ -33,9 +34,19 @@ class NotifyOutcome:
     skipped: str = ""  # why nothing was mailed at all, when nothing was
     below_threshold: int = 0  # recipients whose share is below --mail-min-severity / --mail-only-new
     files: list[Path] = field(default_factory=list)  # .eml files written with --check
+    webhooks: int = 0  # webhooks posted to (or written as .json with --check)
 
 
 def notify(ctx: ReportContext, settings: Settings, log: RunLog, *, out_dir: Path) -> NotifyOutcome:
+    """Mail, then chat: a webhook that failed counts as a failed mail does (exit 2)."""
+    outcome = _mail(ctx, settings, log, out_dir=out_dir)
+    posted = webhooks.deliver(ctx, settings, log, out_dir=out_dir)
+    outcome.failed += posted.failed
+    outcome.webhooks = posted.sent
+    return outcome
+
+
+def _mail(ctx: ReportContext, settings: Settings, log: RunLog, *, out_dir: Path) -> NotifyOutcome:
     if not settings.smtp_host and not settings.check:
         log.info("no mail: no SMTP server configured")
         return NotifyOutcome(skipped="no SMTP server configured")
