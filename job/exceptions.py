@@ -118,12 +118,30 @@ def state(rule: Rule, *, today: int, fixable: bool, soon_days: int) -> str:
     return "expiring" if rule.until - today <= soon_days else "active"
 
 
-def decide(rules: Iterable[Rule], o: Occurrence) -> list[Rule]:
+class RuleIndex:
+    """Rules grouped by their exact vulnerability id, so that a cluster's million image entries are
+    each matched against the few rules naming them, not against every rule."""
+
+    def __init__(self, rules: Iterable[Rule]) -> None:
+        self.by_id: dict[str, list[Rule]] = {}
+        self.other: list[Rule] = []
+        for r in rules:
+            if r.vulnerability and not any(c in r.vulnerability for c in "*?["):
+                self.by_id.setdefault(r.vulnerability.upper(), []).append(r)
+            else:
+                self.other.append(r)
+
+    def candidates(self, o: Occurrence) -> list[Rule]:
+        ids = dict.fromkeys(i.upper() for i in (o.vulnerability, *o.cves))
+        return [r for i in ids for r in self.by_id.get(i, ())] + self.other
+
+
+def decide(rules: Iterable[Rule] | RuleIndex, o: Occurrence) -> list[Rule]:
     """The entries that speak about this occurrence: every exception entry that matches, and of the
     VEX statements only the latest (a newer `affected` undoes an older `not_affected`)."""
     found: list[Rule] = []
     vex: Rule | None = None
-    for r in rules:
+    for r in (rules.candidates(o) if isinstance(rules, RuleIndex) else rules):
         if not matches(r, o):
             continue
         if r.origin == "vex":

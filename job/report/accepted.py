@@ -12,7 +12,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Iterable, Mapping
 
-from job.exceptions import Occurrence, Rule, decide, state
+from job.exceptions import Occurrence, Rule, RuleIndex, decide, state
 from job.model import SEVERITIES, SEVERITY_RANK
 from job.report.text import safe_link
 from job.triage import cve_ids
@@ -104,6 +104,7 @@ def accept(workloads: Iterable["WorkloadItem"], rules: tuple[Rule, ...], *, toda
     expired entry listed), else an owner's share (only the expired entries that concern it)."""
     if not rules:
         return AcceptedView(vex_documents=vex_documents)
+    index = RuleIndex(rules)
     rows: list[AcceptedRow] = []
     keys: dict[WorkloadKey, frozenset[FindingKey]] = {}
     by_ns: dict[str, list[int]] = defaultdict(lambda: list(_ZERO))
@@ -117,7 +118,7 @@ def accept(workloads: Iterable["WorkloadItem"], rules: tuple[Rule, ...], *, toda
                 o = Occurrence(w.namespace, w.workload.kind, w.workload.name, image.image, image.digest, f.name,
                                f.version, v.name, cve_ids(f, v), bool(v.fixed_by))
                 pick = None
-                for rule in decide(rules, o):
+                for rule in decide(index, o):
                     if not rule.accepts:
                         continue
                     st = state(rule, today=today, fixable=o.fixable, soon_days=soon_days)

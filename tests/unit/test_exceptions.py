@@ -104,3 +104,14 @@ def test_an_annotation_entry_is_held_to_its_namespace():
     with pytest.raises(EntryError, match="may not name another namespace"):
         parse_entries([entry(namespace="bank", package="openssl")], source="ns", origin="annotation",
                       namespace="shop")
+
+
+def test_the_index_finds_the_same_entries_as_a_scan_of_every_rule():
+    from job.exceptions import RuleIndex
+
+    rules = parse_entries([entry(vulnerability="CVE-2024-0001"), entry(vulnerability="rhsa-2024:1"),
+                           entry(vulnerability="CVE-2024-*"), entry(package="openssl"),
+                           entry(vulnerability="CVE-2024-0002")], source="f")
+    index = RuleIndex(rules)
+    for o in (occ(), occ(vulnerability="CVE-2024-0002", cves=()), occ(package="zlib", cves=("CVE-2023-1",))):
+        assert sorted(map(id, decide(index, o))) == sorted(map(id, decide(rules, o)))
