@@ -87,7 +87,7 @@ def read_vex(sources: tuple[str, ...]) -> tuple[list[Rule], list[Problem], int]:
     return rules, problems, read
 
 
-def read_annotations(snapshot: Snapshot, key: str) -> tuple[list[Rule], list[Problem]]:
+def read_annotations(snapshot: Snapshot, *, key: str) -> tuple[list[Rule], list[Problem]]:
     """Entries the namespaces' owners put in the annotation `key` (YAML or JSON, a list of entries)."""
     import yaml
 
@@ -113,9 +113,9 @@ def read_annotations(snapshot: Snapshot, key: str) -> tuple[list[Rule], list[Pro
     return rules, problems
 
 
-def load(settings: Settings, snapshot: Snapshot) -> Accepted:
+def load(*, settings: Settings, snapshot: Snapshot) -> Accepted:
     """Everything that accepts risk in this run. Raises ConfigError only for the exceptions file."""
     rules = read_exceptions(settings.exceptions)
-    annotated, problems = read_annotations(snapshot, settings.exceptions_annotation)
+    annotated, problems = read_annotations(snapshot, key=settings.exceptions_annotation)
     vex, vex_problems, documents = read_vex(settings.vex)
     return Accepted(tuple(rules + annotated + vex), tuple(problems + vex_problems), documents)

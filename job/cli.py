@@ -90,7 +90,8 @@ def _run_stage(stage: Callable[[Settings, RunLog], int], kwargs: dict[str, Any])
 
 def _check_at_start(settings: Settings) -> None:
     """Mistakes found before any work is done: a selector the API server would refuse (offline it
-    would silently select nothing), a secret file that cannot be read (else found only at mail time)."""
+    would silently select nothing), a secret file that cannot be read (else found only at mail time),
+    an exceptions file with a bad entry."""
     from job.accepted import read_exceptions
     from job.pipeline import sla_policy
     from job.snapshot import parse_selector

@@ -125,7 +125,7 @@ def load_triage(snap: Snapshot, results: dict[ImageRef, ScanResult], settings: S
             log.info(f"{status.name} feed of {status.date}: {status.detail}")
     from job import accepted  # exceptions and VEX: a bad exceptions file is a ConfigError, a bad VEX a problem
 
-    risk = accepted.load(settings, snap)
+    risk = accepted.load(settings=settings, snapshot=snap)
     for problem in risk.problems:
         snap.problems.append(problem)
         log.warn(f"{problem.where}: {problem.message}")
