@@ -28,7 +28,7 @@ from prometheus_client.exposition import push_to_gateway, pushadd_to_gateway, wr
 
 from job.codec import write_file
 from job.log import RunLog
-from job.model import SEVERITIES
+from job.model import SEVERITIES, SEVERITY_RANK
 from job.settings import Settings, read_secret
 
 if TYPE_CHECKING:
@@ -179,6 +179,14 @@ def _vulnerabilities(ctx: "ReportContext", gauge: Callable[..., Gauge]) -> None:
             overdue.labels(ns.name, severity, is_kev, is_fixable).set(n)
         if late:
             oldest.labels(ns.name).set(days)
+    accepted = gauge("findings_accepted", "Findings an exception or a VEX statement accepts, per namespace and "
+                                          "severity (listed in the reports, not ranked).", ("namespace", "severity"))
+    for ns, counts in sorted(ctx.accepted.by_namespace.items()):
+        for severity in SEVERITIES:
+            if counts[SEVERITY_RANK[severity]]:
+                accepted.labels(ns, severity).set(counts[SEVERITY_RANK[severity]])
+    gauge("exceptions_expired", "Exception entries past their end date (their findings count again).").set(
+        len(ctx.accepted.expired))
 
 
 def _coverage(ctx: "ReportContext", gauge: Callable[..., Gauge]) -> None:
@@ -300,6 +308,7 @@ def _handler(settings: Settings) -> Callable:
 def _within(seconds: float, work: Callable[[], None]) -> str:
     """Run `work` with a total deadline; '' when it succeeded, else why not (in plain words)."""
     outcome: list[str] = []
+    late = f"no answer within {seconds:g}s (--pushgateway-timeout)"
 
     def target() -> None:
         try:
@@ -308,7 +317,11 @@ def _within(seconds: float, work: Callable[[], None]) -> str:
         except urllib.error.HTTPError as exc:
             outcome.append(f"HTTP {exc.code} {exc.reason}")
         except urllib.error.URLError as exc:
-            outcome.append(f"cannot connect ({_reason(exc.reason)})")
+            # The socket's own timeout may end it a hair before the join's: the same words.
+            timed_out = isinstance(exc.reason, TimeoutError)
+            outcome.append(late if timed_out else f"cannot connect ({_reason(exc.reason)})")
+        except TimeoutError:
+            outcome.append(late)
         except OSError as exc:
             outcome.append(_reason(exc))
 
@@ -316,7 +329,7 @@ def _within(seconds: float, work: Callable[[], None]) -> str:
     thread.start()
     thread.join(seconds)
     if thread.is_alive() or not outcome:
-        return f"no answer within {seconds:g}s (--pushgateway-timeout)"
+        return late
     return outcome[0]
 
 

@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import json
 import os
+import ssl
 import time
 import urllib.error
 import urllib.request
@@ -25,6 +26,7 @@ from job.codec import write_file
 from job.errors import ConfigError
 from job.log import RunLog
 from job.notify.chat import RENDER, Notice, attention, routes, unsent
+from job.notify.smtp import tls_context
 from job.report.context import ReportContext
 from job.report.text import file_name
 from job.settings import MAX_SECRET_BYTES, Settings, read_secret, read_small_file
@@ -118,6 +120,7 @@ def deliver(ctx: ReportContext, settings: Settings, log: RunLog, *, out_dir: Pat
         return outcome
     try:
         targets = load_targets(settings)
+        context = tls_context(settings.extra_certs)  # a private CA (a SIEM's) as for mail and registries
     except ConfigError as exc:
         log.error(f"no webhook sent: {exc}")
         outcome.failed += 1
@@ -155,7 +158,7 @@ def deliver(ctx: ReportContext, settings: Settings, log: RunLog, *, out_dir: Pat
             outcome.sent += 1
             log.info(f"would post to webhook {key} ({target.kind}): wrote {path}")
             continue
-        error = post(target, body, deadline=settings.webhook_deadline, secret=secret, sleep=sleep)
+        error = post(target, body, deadline=settings.webhook_deadline, secret=secret, sleep=sleep, context=context)
         if error:
             outcome.failed += 1
             log.error(f"webhook {key} ({target.kind}) failed: {error}")
@@ -169,7 +172,7 @@ def deliver(ctx: ReportContext, settings: Settings, log: RunLog, *, out_dir: Pat
 
 
 def post(target: Target, body: bytes, *, deadline: float, secret: bytes = b"",
-         sleep: Callable[[float], None] = time.sleep) -> str:
+         sleep: Callable[[float], None] = time.sleep, context: ssl.SSLContext | None = None) -> str:
     """I/O: POST with retries on 429 (after Retry-After), 5xx and connection errors, within
     `deadline` seconds in all. '' when delivered, else why not, in words that hold no URL."""
     end = time.monotonic() + deadline
@@ -180,7 +183,7 @@ def post(target: Target, body: bytes, *, deadline: float, secret: bytes = b"",
             return last or f"no answer within {deadline:g}s (--webhook-deadline)"
         wait = backoff
         try:
-            _send(target, body, timeout=left, secret=secret)
+            _send(target, body, timeout=left, secret=secret, context=context)
             return ""
         except urllib.error.HTTPError as exc:
             last = f"HTTP {exc.code} {_short(exc)}".replace(target.url, "(the webhook)")
@@ -196,7 +199,7 @@ def post(target: Target, body: bytes, *, deadline: float, secret: bytes = b"",
         backoff = min(backoff * 2, 30.0)
 
 
-def _send(target: Target, body: bytes, *, timeout: float, secret: bytes) -> None:
+def _send(target: Target, body: bytes, *, timeout: float, secret: bytes, context: ssl.SSLContext | None) -> None:
     request = urllib.request.Request(target.url, data=body, method="POST",
                                      headers={"Content-Type": "application/json", "User-Agent": "imvjob"})
     if target.kind == "json" and secret:
@@ -204,7 +207,7 @@ def _send(target: Target, body: bytes, *, timeout: float, secret: bytes) -> None
         digest = hmac.new(secret, stamp.encode() + b"." + body, hashlib.sha256).hexdigest()
         request.add_header("X-Imvjob-Timestamp", stamp)
         request.add_header("X-Imvjob-Signature", f"sha256={digest}")
-    with urllib.request.urlopen(request, timeout=timeout) as response:
+    with urllib.request.urlopen(request, timeout=timeout, context=context) as response:
         response.read(1 << 16)
 
 

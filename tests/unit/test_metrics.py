@@ -41,6 +41,7 @@ def test_figures_per_namespace_severity_and_triage_with_no_unbounded_label(tmp_p
     assert got[("imvjob_stage_duration_seconds", (("stage", "scan"),))] == 60.0
     assert got[("imvjob_peak_memory_bytes", ())] == 123 << 20
     assert got[("imvjob_registry_manifests", (("host", "quay.io"), ("state", "scanned")))] == 3
+    assert got[("imvjob_exceptions_expired", ())] == 0
     allowed = {"namespace", "severity", "exploited", "fixable", "host", "state", "reason", "stage", "action"}
     assert {k for _name, labels in got for k, _v in labels} <= allowed
 
@@ -92,3 +93,35 @@ def test_a_textfile_that_cannot_be_written_is_reported(tmp_path):
     ctx, out = triage_context(tmp_path)
     settings = make_settings(metrics_textfile=str(tmp_path / "missing" / "x.prom"))
     assert metrics.publish(ctx, settings, QuietLog(), completed=True, exit_code=0, out_dir=out) == 1
+
+
+def test_a_bearer_token_from_a_file_goes_to_the_pushgateway(tmp_path):
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    seen = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_PUT(self):
+            self.rfile.read(int(self.headers["Content-Length"]))
+            seen.append((self.path, self.headers["Authorization"]))
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    token = tmp_path / "token"
+    token.write_text("tok-123\n")
+    ctx, out = triage_context(tmp_path)
+    settings = make_settings(pushgateway_url=f"http://127.0.0.1:{server.server_address[1]}",
+                             pushgateway_token_file=str(token))
+    try:
+        assert metrics.publish(ctx, settings, QuietLog(), completed=True, exit_code=0, out_dir=out) == 0
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert seen == [("/metrics/job/imvjob/cluster/prod-eu", "Bearer tok-123")]

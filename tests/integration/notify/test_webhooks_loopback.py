@@ -156,3 +156,20 @@ def test_a_run_posts_to_the_global_webhook_and_no_url_reaches_any_output(tmp_pat
     assert checked.exit_code == 0, checked.output
     assert json.loads((tmp_path / "check" / "webhooks" / "security.json").read_text())["schema"] == SCHEMA
     assert len(receivers.received) == 1
+
+
+def test_an_https_webhook_with_a_private_ca_is_trusted_through_extra_certs(tmp_path, server_tls, ca_file):
+    receivers = serve(tls=server_tls)
+    try:
+        folder = secret_folder(tmp_path, receivers, security="json:{base}/hook/secTOKEN")
+        ctx, out = routed_context(tmp_path)
+        stream = io.StringIO()
+        untrusted = webhooks.deliver(ctx, settings_for(folder, webhook_allowed_host=()), RunLog(stream=stream),
+                                     out_dir=out)
+        assert (untrusted.sent, untrusted.failed) == (0, 1) and "CERTIFICATE_VERIFY_FAILED" in stream.getvalue()
+        trusted = webhooks.deliver(ctx, settings_for(folder, webhook_allowed_host=(), extra_certs=str(ca_file)),
+                                   RunLog(stream=io.StringIO()), out_dir=out)
+        assert (trusted.sent, trusted.failed) == (1, 0)
+        assert receivers.at("/hook/secTOKEN")[-1].json["schema"] == SCHEMA
+    finally:
+        receivers.close()

@@ -4,6 +4,7 @@ Adaptive Card) document; each path can be told to answer 429 with Retry-After, 5
 from __future__ import annotations
 
 import json
+import ssl
 import threading
 import time
 from dataclasses import dataclass, field
@@ -32,7 +33,8 @@ class Receivers:
 
     @property
     def base(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
+        scheme = "https" if isinstance(self.server.socket, ssl.SSLSocket) else "http"
+        return f"{scheme}://127.0.0.1:{self.server.server_address[1]}"
 
     def at(self, path: str) -> list[Received]:
         return [r for r in self.received if r.path == path]
@@ -43,7 +45,7 @@ class Receivers:
         self.server.server_close()
 
 
-def serve() -> Receivers:
+def serve(*, tls: "ssl.SSLContext | None" = None) -> Receivers:
     receivers: Receivers
 
     class Handler(BaseHTTPRequestHandler):
@@ -68,6 +70,8 @@ def serve() -> Receivers:
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
     receivers = Receivers(server)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return receivers
