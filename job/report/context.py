@@ -638,8 +638,11 @@ def _coverage(images: Iterable[ImageItem], unresolved: dict[tuple[str, Workload,
         ns = problem.where.split("/", 1)[0]
         if (only is not None and ns not in only) or problem.where in listed:
             continue
-        items.append(CoverageItem(kind="pod", subject=one_line(problem.where), state="skipped",
-                                  detail=one_line(problem.message), namespaces=(ns,) if "/" in problem.where else ()))
+        # A VEX document or a namespace's exceptions annotation that was refused: not applied.
+        refused = problem.where == "VEX" or problem.where.endswith("/annotation")
+        items.append(CoverageItem(kind="input" if refused else "pod", subject=one_line(problem.where),
+                                  state="not applied" if refused else "skipped", detail=one_line(problem.message),
+                                  namespaces=(ns,) if "/" in problem.where else ()))
     items.extend(owner_problems)
     if outcome is not None:
         for problem in outcome.failed:
@@ -659,7 +662,7 @@ def _coverage(images: Iterable[ImageItem], unresolved: dict[tuple[str, Workload,
     return tuple(items)
 
 
-_KIND_ORDER = {"image": 0, "container": 1, "pod": 2, "object": 3, "owner": 4}
+_KIND_ORDER = {"image": 0, "container": 1, "pod": 2, "object": 3, "owner": 4, "input": 5}
 
 
 def _totals(images: list[ImageItem], workloads: list[WorkloadItem], namespaces: tuple[NamespaceItem, ...],
@@ -681,7 +684,7 @@ def _totals(images: list[ImageItem], workloads: list[WorkloadItem], namespaces: 
         pods=pods, namespaces=len(namespaces), workloads=len(workloads),
         workloads_affected=sum(1 for w in workloads if w.counts.total),
         unresolved=sum(c.pods for c in coverage if c.kind == "container"),
-        problems=sum(1 for c in coverage if c.kind in ("pod", "owner", "object")))
+        problems=sum(1 for c in coverage if c.kind in ("pod", "owner", "object", "input")))
 
 
 def _changes(workloads: list[WorkloadItem], prev: summary.Previous | None, severity_of: dict[FindingKey, str],

@@ -113,3 +113,14 @@ def test_namespace_annotations_are_read_only_when_the_operator_names_the_annotat
     assert acc["total"] > 0 and {f["namespace"] for f in acc["findings"]} == {"web"}
     assert {f["entry"]["source"] for f in acc["findings"]} == {
         "namespace web (annotation imvjob/exceptions), entry 1 (CVE-2023-45853)"}
+
+
+def test_a_refused_vex_document_is_an_input_not_applied_under_coverage(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"@context": "https://openvex.dev/ns/v0.2.0"}')
+    result = invoke(["run", *DEMO, "--output", str(tmp_path / "out"), "--vex", str(bad)])
+    assert result.exit_code == 0, result.output
+    doc = json.loads((tmp_path / "out" / "summary.json").read_text())
+    (item,) = [c for c in doc["coverage"] if c["kind"] == "input"]
+    assert (item["subject"], item["state"]) == ("VEX", "not applied")
+    assert item["detail"] == f"VEX {bad}: @id is required: this document's statements are not applied"
