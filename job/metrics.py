@@ -222,6 +222,7 @@ def publish(ctx: "ReportContext | None", settings: Settings, log: RunLog, *, com
     if not settings.pushgateway_url and not settings.metrics_textfile:
         return 0
     run = run_facts(log, completed=completed, exit_code=exit_code)
+    log.task("metrics")
     failing = None
     if ctx is not None and completed:
         _, errors = registry_figures(ctx, max_hosts=settings.metrics_max_hosts)

@@ -177,15 +177,17 @@ def _play(settings: Settings, log: RunLog, client) -> int:
     ctx = run_report_stage(snap, results, outcome, settings, log)
     log.task("notify")
     sent = notify.notify(ctx, settings, log, out_dir=_out(settings))
-    line, code = recap(snap, results, outcome, sent.failed)
+    play = recap(snap, results, outcome, sent.failed)[1]
+    failed = sent.failed + _publish(ctx, settings, log, play)
+    line, code = recap(snap, results, outcome, failed)
     log.recap(line)
-    return _publish(ctx, settings, log, code)
+    return code
 
 
 def _publish(ctx: report.ReportContext, settings: Settings, log: RunLog, code: int) -> int:
-    """The run's metrics, once its play completed; a target that failed makes it exit 2."""
-    failed = metrics.publish(ctx, settings, log, completed=True, exit_code=code, out_dir=_out(settings))
-    return EXIT_ERRORS if failed else code
+    """The run's metrics, once its play completed, saying how it ends (`code`); returns the targets
+    that failed, which count in the recap as a failed mail does."""
+    return metrics.publish(ctx, settings, log, completed=True, exit_code=code, out_dir=_out(settings))
 
 
 # --- sharded runs (job.shards) ---------------------------------------------------------
@@ -232,9 +234,11 @@ def _merge(settings: Settings, log: RunLog) -> int:
     ctx = run_report_stage(merged.snapshot, merged.results, merged.outcome, settings, log)
     log.task("notify")
     sent = notify.notify(ctx, settings, log, out_dir=_out(settings))
-    line, code = recap(merged.snapshot, merged.results, merged.outcome, sent.failed)
+    play = recap(merged.snapshot, merged.results, merged.outcome, sent.failed)[1]
+    failed = sent.failed + _publish(ctx, settings, log, play)
+    line, code = recap(merged.snapshot, merged.results, merged.outcome, failed)
     log.recap(line)
-    return _publish(ctx, settings, log, code)
+    return code
 
 
 def run_merge(settings: Settings, log: RunLog) -> int:
