@@ -223,12 +223,15 @@ def publish(ctx: "ReportContext | None", settings: Settings, log: RunLog, *, com
         return 0
     run = run_facts(log, completed=completed, exit_code=exit_code)
     log.task("metrics")
+    if settings.check:
+        # A dry run's figures would stand in for the real job's, its success hide a failing one.
+        log.info("--check: metrics neither pushed nor written")
+        return 0
     failing = None
     if ctx is not None and completed:
         _, errors = registry_figures(ctx, max_hosts=settings.metrics_max_hosts)
         failing = failing_runs(read_state(out_dir), errors)
-        if not settings.check:
-            write_file(out_dir / STATE_FILE, json.dumps({"registry_failing_runs": failing}).encode())
+        write_file(out_dir / STATE_FILE, json.dumps({"registry_failing_runs": failing}).encode())
     registry = collect(ctx, run, max_hosts=settings.metrics_max_hosts, failing=failing)
     failed = 0
     if settings.metrics_textfile:

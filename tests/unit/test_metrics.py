@@ -125,3 +125,11 @@ def test_a_bearer_token_from_a_file_goes_to_the_pushgateway(tmp_path):
         server.shutdown()
         server.server_close()
     assert seen == [("/metrics/job/imvjob/cluster/prod-eu", "Bearer tok-123")]
+
+
+def test_a_check_run_neither_pushes_nor_writes(tmp_path):
+    ctx, out = triage_context(tmp_path)
+    settings = make_settings(metrics_textfile=str(tmp_path / "x.prom"), pushgateway_url="http://127.0.0.1:1",
+                             check=True)
+    assert metrics.publish(ctx, settings, QuietLog(), completed=True, exit_code=0, out_dir=out) == 0
+    assert not (tmp_path / "x.prom").exists() and not (out / metrics.STATE_FILE).exists()
