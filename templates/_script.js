@@ -7,22 +7,34 @@
     var key = cell.getAttribute("data-sort");
     return key !== null ? key : cell.textContent.trim().toLowerCase();
   }
+  // "10.0", "1,234", "3 days", "-1" are numbers; "2026-04-20" and "CVE-2023-4911" are not.
+  function number(text) {
+    var m = /^-?\d+(\.\d+)?(?=\s|%|$)/.exec(text.replace(/[,\u00a0\u202f]/g, ""));
+    return m ? parseFloat(m[0]) : null;
+  }
   function compare(a, b) {
-    var x = parseFloat(a), y = parseFloat(b);
-    if (!isNaN(x) && !isNaN(y) && String(x) === a && String(y) === b) return x - y;
-    return a < b ? -1 : a > b ? 1 : 0;
+    var x = number(a), y = number(b);
+    if (x !== null && y !== null) return x - y;
+    if (x !== null || y !== null) return x !== null ? 1 : -1;  // text (mostly "") below numbers
+    return a.localeCompare(b, undefined, { numeric: true });
   }
   function makeSortable(table) {
     var head = table.tHead && table.tHead.rows[0];
     var body = table.tBodies[0];
     if (!head || !body) return;
     Array.prototype.forEach.call(head.cells, function (th, index) {
+      // A button in the header: reachable with Tab, pressed with Enter or Space (WAI-ARIA sortable table).
+      var button = document.createElement("button");
+      button.type = "button";
+      button.className = "sort";
+      button.title = "Sort";
+      while (th.firstChild) button.appendChild(th.firstChild);
+      th.appendChild(button);
       th.classList.add("sortable");
-      th.setAttribute("title", "Sort");
-      th.addEventListener("click", function () {
-        var desc = !th.classList.contains("sorted-desc");
-        Array.prototype.forEach.call(head.cells, function (h) { h.classList.remove("sorted-asc", "sorted-desc"); });
-        th.classList.add(desc ? "sorted-desc" : "sorted-asc");
+      button.addEventListener("click", function () {
+        var desc = th.getAttribute("aria-sort") !== "descending";
+        Array.prototype.forEach.call(head.cells, function (h) { h.removeAttribute("aria-sort"); });
+        th.setAttribute("aria-sort", desc ? "descending" : "ascending");
         var rows = Array.prototype.slice.call(body.rows);
         rows.sort(function (r1, r2) {
           var c = compare(cellValue(r1, index), cellValue(r2, index));
@@ -35,6 +47,9 @@
   function makeFilterable(table) {
     var body = table.tBodies[0];
     if (!body || body.rows.length < 8) return;
+    // A table cut to its top rows says where the others are, so that no filter answers "none" falsely.
+    var total = parseInt(table.getAttribute("data-total") || "0", 10);
+    var rest = table.getAttribute("data-rest") || "";
     var tools = document.createElement("div");
     tools.className = "tools";
     var input = document.createElement("input");
@@ -43,6 +58,7 @@
     input.setAttribute("aria-label", "Filter rows");
     var shown = document.createElement("span");
     shown.className = "shown";
+    shown.setAttribute("aria-live", "polite");
     tools.appendChild(input);
     tools.appendChild(shown);
     table.parentNode.insertBefore(tools, table);
@@ -55,11 +71,17 @@
         row.style.display = ok ? "" : "none";
         if (ok) count++;
       });
-      shown.textContent = words.length ? count + " of " + body.rows.length + " rows" : "";
+      var n = body.rows.length;
+      var text = count + " of " + n.toLocaleString("en") + " rows";
+      if (total > n) {
+        text = count + " of the " + n.toLocaleString("en") + " rows on this page; " +
+          (total - n).toLocaleString("en") + " more rows are not on this page: " + rest + " lists every row";
+      }
+      shown.textContent = words.length ? text : "";
     });
   }
   Array.prototype.forEach.call(document.querySelectorAll("table[data-table]"), function (t) {
-    makeSortable(t);
     makeFilterable(t);
+    makeSortable(t);
   });
 })();

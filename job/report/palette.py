@@ -1,13 +1,13 @@
 """Severity colours, shared by the HTML page, its charts, the mail and the workbook."""
 from __future__ import annotations
 
-#: Background colour of each severity, and the text colour readable on it.
+#: Background colour of each severity, and the text colour readable on it (WCAG AA: 4.5:1 at least).
 SEVERITY_COLOURS: dict[str, tuple[str, str]] = {
     "Defcon1": ("#4a0418", "#ffffff"),
     "Critical": ("#b0141c", "#ffffff"),
-    "High": ("#e0531f", "#ffffff"),
+    "High": ("#c4461a", "#ffffff"),
     "Medium": ("#f0ad1a", "#1d2430"),
-    "Low": ("#4f8fc0", "#ffffff"),
+    "Low": ("#3170a6", "#ffffff"),
     "Negligible": ("#9db3c4", "#1d2430"),
     "Unknown": ("#b4b9c0", "#1d2430"),
 }
