@@ -116,6 +116,11 @@ class _Sheet:
         for letter, (_name, width) in zip(self.letters, self.columns):
             self.ws.column_dimensions[letter].width = width
         self.ws.freeze_panes = "A2"
+        # Printed: landscape, every column on the paper's width, the header row on every page.
+        self.ws.page_setup.orientation = "landscape"
+        self.ws.page_setup.fitToWidth, self.ws.page_setup.fitToHeight = 1, 0
+        self.ws.sheet_properties.pageSetUpPr.fitToPage = True
+        self.ws.print_title_rows = "1:1"
         self.rows = 0
         self.links = 0
         # Rows arrive ready: openpyxl passes them through untouched to _write_row.

@@ -135,3 +135,12 @@ def test_text_that_a_spreadsheet_would_read_as_a_formula_is_stored_as_quoted_tex
     cell = wb["Vulnerabilities"]["C2"]
     # (XML reads a CR back as LF.)
     assert (cell.value.replace("\n", "\r"), cell.data_type, cell.quotePrefix) == (text, "s", True)
+
+
+def test_every_sheet_prints_fit_to_the_paper_width_with_its_header_on_each_page():
+    wb, _data = workbook_of(*sample())
+    for ws in wb.worksheets:
+        setup = ws.page_setup
+        assert (setup.orientation, setup.fitToWidth, setup.fitToHeight) == ("landscape", 1, 0), ws.title
+        assert ws.sheet_properties.pageSetUpPr.fitToPage, ws.title
+        assert ws.print_title_rows == "$1:$1", ws.title

@@ -150,3 +150,31 @@ def test_the_mail_fits_a_phone(chromium, report_dir, tmp_path):
         p.goto(f"{server.origin}/mail.html")
         width = p.js("document.documentElement.scrollWidth")
     assert width <= 390, width
+
+
+# Printable widths in CSS px (96 a inch) with the page's 10 mm margins, landscape.
+PAPERS = {"A4": ((8.27, 11.69), 1047), "Letter": ((8.5, 11.0), 980)}
+
+
+@pytest.mark.parametrize("paper", sorted(PAPERS))
+def test_the_page_prints_every_column_without_sort_arrows(page, paper):
+    (width_in, height_in), printable = PAPERS[paper]
+    pdf = page.pdf(paperWidth=width_in, paperHeight=height_in, preferCSSPageSize=True, printBackground=True)
+    boxes = {tuple(float(n) for n in box) for box in
+             re.findall(rb"/MediaBox\s*\[\s*0 0 ([\d.]+) ([\d.]+)\s*\]", pdf)}
+    assert boxes and all(w > h for w, h in boxes), boxes  # landscape: the tables are wide
+    page.send("Emulation.setEmulatedMedia", media="print")
+    try:
+        page.viewport(printable, 1400)
+        clipped = page.js("Array.from(document.querySelectorAll('th, td'))"
+                          ".filter(c => c.closest('table[data-table]') && c.getBoundingClientRect().right > "
+                          f"{printable} + 0.5).map(c => c.textContent.trim().slice(0, 30)).slice(0, 5)")
+        arrows = page.js("Array.from(document.querySelectorAll('th button.sort'))"
+                         ".map(b => getComputedStyle(b, '::after').content).filter(c => c !== 'none' && c !== 'normal')")
+        heads = page.js("Array.from(document.querySelectorAll('#actions thead th')).map(t => t.textContent.trim())")
+    finally:
+        page.send("Emulation.setEmulatedMedia", media="")
+        page.viewport(1280, 900)
+    assert "Fixable" in heads and "Update to" in heads
+    assert clipped == [], clipped
+    assert arrows == [], arrows
