@@ -10,6 +10,7 @@ a version it cannot read, gives no target: the reports then list every fixed-by 
 from __future__ import annotations
 
 import functools
+import re
 from typing import Iterable
 
 #: Quay's VersionFormat, and the distributions whose packages use each scheme.
@@ -59,3 +60,26 @@ def target(scheme_name: str, fixed_by: tuple[str, ...]) -> str:
 
 def target_of(fixed_by: Iterable[str], *, version_format: str, namespace_name: str) -> str:
     return target(scheme(version_format, namespace_name), tuple(fixed_by))
+
+
+@functools.lru_cache(maxsize=16384)
+def ordered(scheme_name: str, versions: tuple[str, ...]) -> tuple[str, ...]:
+    """The distinct versions, lowest first in the scheme, else in natural order ("1.9" before "1.12").
+
+    One order whatever order the registry listed them in, so the page, workbook and mail agree.
+    """
+    distinct = sorted({v for v in versions if v.strip()}, key=_natural)
+    if len(distinct) < 2 or not scheme_name:
+        return tuple(distinct)
+    try:
+        cls = _class(scheme_name)
+        if all(len(text) <= _MAX_VERSION for text in distinct):
+            return tuple(sorted(distinct, key=cls))
+    except Exception:  # noqa: BLE001 - as in target(): a version univers cannot read keeps the natural order
+        pass
+    return tuple(distinct)
+
+
+def _natural(text: str) -> tuple:
+    """'3.0.2-0ubuntu1.9' < '3.0.2-0ubuntu1.12': digit runs compare as numbers, the rest as text."""
+    return tuple((0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", text)), text

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
+from job import versions
 from job.model import (SEVERITIES, SEVERITY_RANK, ApplyOutcome, Feature, ImageRef, Pod, ScanResult, ScanState,
                        Snapshot, Vulnerability, Workload)
 from job.report import ranking, summary
@@ -775,10 +776,11 @@ def _vulnerability_groups(images: Iterable[ImageItem], limit: int | None) -> tup
         workloads = len({(ns, wl) for i in group_images for ns, wl in i.workloads})
         link = next((v.link for v in vulns if v.link), "")
         scores = [v.cvss_score for v in vulns if v.cvss_score is not None]
+        scheme = versions.scheme(feats[0].version_format, feats[0].namespace_name)
         out.append(VulnGroup(
             name=name, package=package, severity=SEVERITIES[rank],
-            installed=tuple(dict.fromkeys(f.version for f in feats)),
-            fixed_by=tuple(dict.fromkeys(v.fixed_by for v in vulns if v.fixed_by)),
+            installed=versions.ordered(scheme, tuple(f.version for f in feats)),
+            fixed_by=versions.ordered(scheme, tuple(v.fixed_by for v in vulns if v.fixed_by)),
             link=link, cvss=max(scores) if scores else None, images=group_images,
             namespaces=namespaces, workloads=workloads))
     return out, len(groups)

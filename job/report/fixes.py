@@ -18,7 +18,7 @@ class Fix:
 
     package: str
     installed: str
-    fixed_by: tuple[str, ...]
+    fixed_by: tuple[str, ...]  # lowest first (versions.ordered): one order in every view
     severity: str  # the highest of the vulnerabilities it fixes
     vulnerabilities: int
     scheme: str = ""  # the package's version scheme (job.versions), '' when unknown
@@ -42,9 +42,9 @@ def fixes_of(entries: Iterable[tuple[Feature, Vulnerability]]) -> tuple[Fix, ...
                 schemes[(f.name, f.version)] = versions.scheme(f.version_format, f.namespace_name)
     fixes = []
     for (package, installed), vulns in by_package.items():
-        fixed_by = tuple(dict.fromkeys(v.fixed_by for v in vulns))
-        top = max(vulns, key=lambda v: SEVERITY_RANK.get(v.severity, 0)).severity
         scheme = schemes[(package, installed)]
+        fixed_by = versions.ordered(scheme, tuple(v.fixed_by for v in vulns))
+        top = max(vulns, key=lambda v: SEVERITY_RANK.get(v.severity, 0)).severity
         fixes.append(Fix(package, installed, fixed_by, top, len(vulns), scheme,
                          versions.target(scheme, fixed_by)))
     fixes.sort(key=lambda x: (-SEVERITY_RANK.get(x.severity, 0), -x.vulnerabilities, x.package))
@@ -62,7 +62,7 @@ def merge_fixes(lists: Iterable[tuple[Fix, ...]]) -> tuple[Fix, ...]:
                 merged[key] = fix
             else:
                 top = max(seen.severity, fix.severity, key=lambda s: SEVERITY_RANK.get(s, 0))
-                fixed_by = tuple(dict.fromkeys(seen.fixed_by + fix.fixed_by))
+                fixed_by = versions.ordered(fix.scheme, seen.fixed_by + fix.fixed_by)
                 merged[key] = Fix(fix.package, fix.installed, fixed_by, top,
                                   max(seen.vulnerabilities, fix.vulnerabilities), fix.scheme,
                                   versions.target(fix.scheme, fixed_by))

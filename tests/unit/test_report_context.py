@@ -261,3 +261,27 @@ def test_headline_of_a_clean_cluster_says_what_was_scanned_and_what_was_not():
 def test_headline_names_the_worst_severities():
     ctx = build(make_snapshot([make_pod("shop", "web-1", WEB)]), {WEB: web_result()})
     assert ctx.headline == "2 Critical and 1 High of 3 vulnerabilities in 1 of 1 image"
+
+
+def test_fixed_by_versions_read_in_one_order_in_every_view():
+    """Two images list the same package's fixes in opposite orders: every view says them alike."""
+    from dataclasses import replace
+
+    from job.report.fixes import fixes_of, merge_fixes
+
+    def feature(*fixed: str):
+        vulns = [make_vuln(f"CVE-2024-{i}", "High", fixed_by=v) for i, v in enumerate(fixed)]
+        return replace(make_feature("libfoo", "1.0.1-1", *vulns), version_format="", namespace_name="")
+
+    one, two = feature("1.0.1-1.14", "1.0.1-1.12"), feature("1.0.1-1.12", "1.0.1-1.14")
+    a, b = make_ref("shop/a"), make_ref("shop/b")
+    entries = [[(f, v) for v in f.vulnerabilities] for f in (one, two)]
+    assert fixes_of(entries[0])[0].to == fixes_of(entries[1])[0].to == "1.0.1-1.12, 1.0.1-1.14"
+    assert merge_fixes([fixes_of(entries[1]), fixes_of(entries[0])])[0].fixed_by == ("1.0.1-1.12", "1.0.1-1.14")
+    snap = make_snapshot([make_pod("shop", "a-1", a), make_pod("shop", "b-1", b)])
+    for order in ((one, two), (two, one)):
+        results = {a: make_result(a, order[0]), b: make_result(b, order[1])}
+        ctx = build_context(snapshot=snap, results=results, outcome=None, previous=None, settings=make_settings())
+        groups, _n = ctx.vulnerability_groups(10)
+        assert {g.fixed_by for g in groups} == {("1.0.1-1.12", "1.0.1-1.14")}
+        assert [w.fixes[0].to for w in ctx.affected_workloads] == ["1.0.1-1.12, 1.0.1-1.14"] * 2

@@ -110,7 +110,7 @@ def test_one_target_version_per_package_fixes_all_of_its_vulnerabilities():
     ctx = build([make_pod("shop", "deb-1", ref)], {ref: make_result(ref, openssl)})
     fix, = ctx.workloads[0].fixes
     assert (fix.target, fix.vulnerabilities, fix.to) == ("3.0.2-0ubuntu1.14", 3, "3.0.2-0ubuntu1.14")
-    assert fix.fixed_by == ("3.0.2-0ubuntu1.12", "3.0.2-0ubuntu1.14", "3.0.2-0ubuntu1.9")  # all kept, in order
+    assert fix.fixed_by == ("3.0.2-0ubuntu1.9", "3.0.2-0ubuntu1.12", "3.0.2-0ubuntu1.14")  # all kept, lowest first
 
 
 def test_findings_of_the_base_image_layer_are_named_as_such():

@@ -26,3 +26,14 @@ def test_the_scheme_comes_from_the_format_else_the_distribution():
     assert scheme("", "ubuntu:22.04") == "deb" and scheme("", "rhel:9") == "rpm" and scheme("", "alpine:3.19") == "apk"
     assert scheme("", "") == "" and scheme("weird", "plan9:1") == ""
     assert target_of(["1.2-r1", "1.2-r10"], version_format="", namespace_name="alpine:3.19") == "1.2-r10"
+
+
+def test_fixed_by_versions_have_one_order_whatever_order_they_came_in():
+    from job.versions import ordered
+
+    for listed in (("3.0.2-0ubuntu1.14", "3.0.2-0ubuntu1.12", "3.0.2-0ubuntu1.9"),
+                   ("3.0.2-0ubuntu1.9", "3.0.2-0ubuntu1.12", "3.0.2-0ubuntu1.14", "3.0.2-0ubuntu1.12")):
+        assert ordered("deb", listed) == ("3.0.2-0ubuntu1.9", "3.0.2-0ubuntu1.12", "3.0.2-0ubuntu1.14")
+        assert ordered("", listed) == ("3.0.2-0ubuntu1.9", "3.0.2-0ubuntu1.12", "3.0.2-0ubuntu1.14")
+    assert ordered("apk", ("1.36.1-r15", "1.36.1-r2")) == ("1.36.1-r2", "1.36.1-r15")
+    assert ordered("semver", ("not a version", "1.2.3")) == ("1.2.3", "not a version")  # natural order
