@@ -1,17 +1,20 @@
 """Stage files: the snapshot and scan results as JSON, so a run can be replayed stage by stage.
 
 `imvjob snapshot` writes snapshot.json, `imvjob scan` reads it and writes scan.json, and
-`apply`, `report` and `notify` read both.
+`apply`, `report` and `notify` read both. A whole run (`imvjob run`) leaves them gzipped
+(snapshot.json.gz, scan.json.gz) with apply.json, so that its report and mail can be replayed.
 """
 from __future__ import annotations
 
 import contextlib
 import gc
+import gzip
 import json
 import os
 import tempfile
+import zlib
 from pathlib import Path
-from typing import IO, Any, Iterator
+from typing import IO, Any, Iterable, Iterator
 
 import orjson
 
@@ -34,6 +37,10 @@ def _ref(doc: list[str] | None) -> ImageRef | None:
 
 
 def snapshot_to_doc(snap: Snapshot) -> dict[str, Any]:
+    return {**_snapshot_head(snap), "pods": [_pod_doc(p) for p in snap.pods]}
+
+
+def _snapshot_head(snap: Snapshot) -> dict[str, Any]:
     return {
         "version": FORMAT_VERSION,
         "takenAt": snap.taken_at,
@@ -46,14 +53,14 @@ def snapshot_to_doc(snap: Snapshot) -> dict[str, Any]:
         "namespaces": [{"name": n.name, "labels": n.labels, "annotations": n.annotations}
                        for n in snap.namespaces.values()],
         "problems": [[p.where, p.message] for p in snap.problems],
-        "pods": [
-            {"ns": p.namespace, "name": p.name, "uid": p.uid, "workload": [p.workload.kind, p.workload.name],
-             "sa": p.service_account, "pullSecrets": list(p.pull_secrets),
-             "containers": [[c.name, c.kind.value, c.image, c.container_id, _ref_doc(c.ref), c.problem]
-                            for c in p.containers]}
-            for p in snap.pods
-        ],
     }
+
+
+def _pod_doc(p: Pod) -> dict[str, Any]:
+    return {"ns": p.namespace, "name": p.name, "uid": p.uid, "workload": [p.workload.kind, p.workload.name],
+            "sa": p.service_account, "pullSecrets": list(p.pull_secrets),
+            "containers": [[c.name, c.kind.value, c.image, c.container_id, _ref_doc(c.ref), c.problem]
+                           for c in p.containers]}
 
 
 def snapshot_from_doc(doc: dict[str, Any]) -> Snapshot:
@@ -90,18 +97,37 @@ def _feature_doc(f: Feature) -> dict[str, Any]:
 
 
 def results_to_doc(results: dict[ImageRef, ScanResult]) -> dict[str, Any]:
-    return {
-        "version": FORMAT_VERSION,
-        "results": [
-            {"ref": _ref_doc(r.ref), "state": r.state.value, "detail": r.detail, "backend": r.backend,
-             "pageUrl": r.page_url,
-             "report": None if r.report is None else {
-                 "ns": r.report.namespace_name,
-                 # Only vulnerable packages matter downstream; dropping the rest keeps the file small.
-                 "features": [_feature_doc(f) for f in r.report.vulnerable_features]}}
-            for r in sorted(results.values(), key=lambda r: r.ref)
-        ],
-    }
+    return {"version": FORMAT_VERSION, "results": [_result_doc(r) for r in sorted(results.values(),
+                                                                                  key=lambda r: r.ref)]}
+
+
+def _result_doc(r: ScanResult) -> dict[str, Any]:
+    return {"ref": _ref_doc(r.ref), "state": r.state.value, "detail": r.detail, "backend": r.backend,
+            "pageUrl": r.page_url,
+            "report": None if r.report is None else {
+                "ns": r.report.namespace_name,
+                # Only vulnerable packages matter downstream; dropping the rest keeps the file small.
+                "features": [_feature_doc(f) for f in r.report.vulnerable_features]}}
+
+
+def write_replay(out: Path, *, snap: Snapshot, results: dict[ImageRef, ScanResult],
+                 outcome: ApplyOutcome) -> None:
+    """What `imvjob report` and `notify` read after a whole run: the stage files, gzipped and
+    written one pod or one result at a time, so that a large cluster's run holds no second copy
+    of its snapshot or scan results while writing them."""
+    _write_gz(out / (SNAPSHOT_FILE + ".gz"), _snapshot_head(snap), "pods", map(_pod_doc, snap.pods))
+    _write_gz(out / (SCAN_FILE + ".gz"), {"version": FORMAT_VERSION}, "results",
+              map(_result_doc, sorted(results.values(), key=lambda r: r.ref)))
+    write_json(out / APPLY_FILE, outcome_to_doc(outcome))
+
+
+def _write_gz(path: Path, head: dict[str, Any], key: str, items: Iterable[Any]) -> None:
+    """{**head, key: [*items]} as gzipped JSON, encoded item by item."""
+    with atomic_open(path) as raw, gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=3, mtime=0) as gz:
+        gz.write(encode_json(head)[:-1] + (b"," if head else b"") + encode_json(key) + b":[")
+        for i, item in enumerate(items):
+            gz.write(b"," + encode_json(item) if i else encode_json(item))
+        gz.write(b"]}")
 
 
 def results_from_doc(doc: dict[str, Any]) -> dict[ImageRef, ScanResult]:
@@ -357,9 +383,14 @@ def strings_only(value: Any) -> tuple[dict[str, str], list[str]]:
 
 
 def read_json(path: Path) -> Any:
+    """A JSON file, or its gzipped twin `path`.gz (a whole run's stage files) when that is newer."""
+    packed = path.with_name(path.name + ".gz")
     try:
+        if packed.is_file() and (not path.exists() or packed.stat().st_mtime >= path.stat().st_mtime):
+            path = packed
+            return decode_json(gzip.decompress(packed.read_bytes()))
         return decode_json(path.read_bytes())
     except FileNotFoundError as exc:
         raise ConfigError(f"{path} does not exist; run the stage that writes it first") from exc
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, EOFError, zlib.error) as exc:  # a damaged file, a gzip cut short
         raise ConfigError(f"cannot read {path}: {str(exc)[:200]}") from exc

@@ -174,6 +174,8 @@ def _play(settings: Settings, log: RunLog, client) -> int:
     shard = scan.shard_of(settings)
     if shard is not None:
         return _finish_shard(snap, results, outcome, settings, log, shard)
+    # Before the report (the run's peak of memory), what `imvjob report` / `notify` replay it from.
+    codec.write_replay(_out(settings), snap=snap, results=results, outcome=outcome)
     ctx = run_report_stage(snap, results, outcome, settings, log)
     log.task("notify")
     sent = notify.notify(ctx, settings, log, out_dir=_out(settings))

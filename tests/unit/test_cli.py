@@ -81,3 +81,20 @@ def test_stages_replay_from_their_files(tmp_path: Path) -> None:
     assert (tmp_path / "report.html").is_file() and (tmp_path / "imagemanifestvulns.yaml").is_file()
     result = invoke(["report", "--output", str(tmp_path / "empty")])
     assert result.exit_code == 1 and "run the stage that writes it first" in result.output
+
+
+def test_report_and_notify_replay_a_whole_run(tmp_path: Path) -> None:
+    """As the README shows: `imvjob run -o OUT`, then `imvjob report -o OUT` and `imvjob notify -o OUT`."""
+    out = ["--output", str(tmp_path)]
+    assert invoke(["run", *DEMO, *out]).exit_code == 0
+    first = json.loads((tmp_path / "summary.json").read_text())
+    (tmp_path / "report.html").unlink()
+    result = invoke(["report", *out])
+    assert result.exit_code == 0, result.output
+    again = json.loads((tmp_path / "summary.json").read_text())
+    assert (tmp_path / "report.html").is_file() and again["totals"] == first["totals"]
+    result = invoke(["notify", *out, "--check", "--mail-to", "sec@example.com"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "mail" / "sec@example.com.eml").is_file()
+    # Compactly: the run's stage files are compressed.
+    assert {p.name for p in tmp_path.glob("*.json.gz")} == {"snapshot.json.gz", "scan.json.gz"}
