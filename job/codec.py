@@ -328,7 +328,10 @@ def _decode(data: bytes | str) -> Any:
 
 def encode_json(doc: Any) -> bytes:
     """Compact UTF-8 JSON, as json.dumps(separators=(",", ":"), ensure_ascii=False) writes it."""
-    return orjson.dumps(doc)
+    try:
+        return orjson.dumps(doc)
+    except TypeError:  # deeper than orjson's 255 levels (a registry's metadata), a lone surrogate: json writes it
+        return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "replace")
 
 
 def write_json(path: Path, doc: Any) -> None:
