@@ -19,9 +19,10 @@ from job.model import (SEVERITIES, SEVERITY_RANK, ApplyOutcome, Feature, ImageRe
 from job.report import ranking, summary
 from job.report.accepted import AcceptedView, accept
 from job.report.fixes import Fix, fixes_of, merge_fixes
+from job.report.links import registry_page
 from job.report.ranking import Triage, WorkloadTriage
 from job.report.owners import namespace_owners
-from job.report.text import one_line, safe_link
+from job.report.text import one_line
 from job.settings import Settings
 from job.triage import Finding, base_layer, day_of
 
@@ -445,7 +446,7 @@ def _build(inputs: _Inputs, *, only: frozenset[str] | None) -> ReportContext:
 
     placed = _place(pods)
     severity_of: dict[FindingKey, str] = {}
-    images = {ref: _image_item(ref, results.get(ref), placed.where[ref], severity_of)
+    images = {ref: _image_item(ref, results.get(ref), placed.where[ref], severity_of, placed.tagged.get(ref, ""))
               for ref in sorted(placed.where)}
     owners, owner_problems = _owners(snapshot, sorted({p.namespace for p in pods}), settings.owner_key)
 
@@ -497,6 +498,8 @@ class _Placement:
     #: (namespace, workload) → ref → ({image as written: None}, {container name: None}): ordered sets.
     written: dict[tuple[str, Workload], dict[ImageRef, tuple[dict[str, None], dict[str, None]]]] = \
         field(default_factory=lambda: defaultdict(dict))
+    #: ref → the first image text a pod spec wrote with a tag: Docker Hub's page is the tag's.
+    tagged: dict[ImageRef, str] = field(default_factory=dict)
 
 
 def _place(pods: Iterable[Pod]) -> _Placement:
@@ -516,6 +519,8 @@ def _place(pods: Iterable[Pod]) -> _Placement:
             if texts is None:
                 texts = placed.written[wkey][c.ref] = ({}, {})
             texts[0][one_line(c.image, limit=200)] = None
+            if c.ref not in placed.tagged and ":" in c.image.split("@", 1)[0].rsplit("/", 1)[-1]:
+                placed.tagged[c.ref] = c.image
             texts[1][one_line(c.name, limit=80)] = None
             pod_names = placed.where[c.ref][pod.namespace].setdefault(pod.workload, [])
             if not pod_names or pod_names[-1] != pod.name:
@@ -539,7 +544,7 @@ def _owners(snapshot: Snapshot, namespaces: Iterable[str], key: str,
 
 
 def _image_item(ref: ImageRef, result: ScanResult | None, where: dict[str, dict[Workload, list[str]]],
-                severity_of: dict[FindingKey, str]) -> ImageItem:
+                severity_of: dict[FindingKey, str], written: str = "") -> ImageItem:
     namespaces = tuple(sorted(where))
     workloads = tuple((ns, wl) for ns in namespaces for wl in sorted(where[ns], key=str))
     pods = tuple(f"{ns}/{pod}" for ns, wl in workloads for pod in where[ns][wl])
@@ -558,7 +563,8 @@ def _image_item(ref: ImageRef, result: ScanResult | None, where: dict[str, dict[
         if known is None or SEVERITY_RANK.get(v.severity, 0) > SEVERITY_RANK.get(known, 0):
             severity_of[key] = v.severity
     base = base_layer(result.report.features) if entries and result.report is not None else ""
-    return ImageItem(ref, result.state.value, one_line(result.detail), result.backend, safe_link(result.page_url),
+    page = registry_page(ref, backend=result.backend, given=result.page_url, written=(written,))
+    return ImageItem(ref, result.state.value, one_line(result.detail), result.backend, page,
                      entries, count_entries(entries), fixes_of(entries), keys, namespaces, workloads, pods,
                      job_error=result.state.is_job_error,
                      base_entries=sum(1 for f, _v in entries if f.added_by == base) if base else -1)
