@@ -75,7 +75,7 @@
       var text = count + " of " + n.toLocaleString("en") + " rows";
       if (total > n) {
         text = count + " of the " + n.toLocaleString("en") + " rows on this page; " +
-          (total - n).toLocaleString("en") + " more rows are not on this page: " + rest + " lists every row";
+          (total - n).toLocaleString("en") + " more rows are not on this page: see " + rest;
       }
       shown.textContent = words.length ? text : "";
     });

@@ -75,11 +75,23 @@ def environment() -> jinja2.Environment:
     return env
 
 
-def render_html(ctx: ReportContext) -> str:
-    groups, group_count = ctx.vulnerability_groups(LIMITS["groups"])
+#: An owner's page lists every row of its scope but for the vulnerability table (image × package ×
+#: vulnerability, tens of thousands of rows on a large cluster: the workbook's sheet has them all).
+EVERY_ROW = {**LIMITS, **{k: 10**12 for k in ("workloads", "changes", "images", "overdue", "accepted")}}
+#: The index of a large cluster: the most urgent rows; the owners' pages and the workbook have the rest.
+INDEX = {**LIMITS, "workloads": 100, "overdue": 100}
+
+
+def render_html(ctx: ReportContext, *, limits: dict[str, int] = LIMITS, pages: list | None = None,
+                home: str = "", title: str = "") -> str:
+    """One page. pages: render the index of these owner pages (job.report.pages); home: the
+    relative link back to it from an owner's page, titled `title`."""
+    # The index names no vulnerability (the owners' pages do): only how many there are.
+    groups, group_count = ctx.vulnerability_groups(0 if pages is not None else limits["groups"])
     return environment().get_template("report.html").render(
-        ctx=ctx, limits=LIMITS, groups=groups, group_count=group_count,
-        new_changes=ctx.changes.new(LIMITS["changes"]),
+        ctx=ctx, limits=limits, groups=groups, group_count=group_count, pages=pages, home=home, title=title,
+        rest_prefix="the owners' pages and " if pages is not None else "",
+        new_changes=ctx.changes.new(limits["changes"]),
         chart_severity=charts.severity_bars(ctx.totals.counts),
         chart_images=charts.top_images(ctx.images),
         chart_trend=charts.trend(ctx.trend),

@@ -6,8 +6,9 @@ from pathlib import Path
 from typing import Any
 
 from job.codec import atomic_open, decode_json, write_file
+from job.report import pages
 from job.report.context import ReportContext
-from job.report.html import render_html
+from job.report.html import EVERY_ROW, INDEX, LIMITS, render_html
 from job.report.summary import summary_doc
 from job.report.xlsx import write_xlsx
 
@@ -24,7 +25,7 @@ def write_reports(ctx: ReportContext, out_dir: Path) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     html_path, xlsx_path, summary_path = out_dir / HTML_FILE, out_dir / XLSX_FILE, out_dir / SUMMARY_FILE
 
-    write_file(html_path, render_html(ctx).encode("utf-8", "replace"))
+    owner_pages = _write_pages(ctx, out_dir)
     with atomic_open(xlsx_path) as fh:
         write_xlsx(ctx, dest=fh)
 
@@ -35,7 +36,38 @@ def write_reports(ctx: ReportContext, out_dir: Path) -> list[Path]:
     write_file(summary_path, json_bytes(summary_doc(ctx)))
 
     ctx.artifacts.update(html=html_path, xlsx=xlsx_path, json=summary_path)
+    if owner_pages:
+        ctx.artifacts["pages"] = out_dir / pages.FOLDER
     return [html_path, xlsx_path, summary_path]
+
+
+def _write_pages(ctx: ReportContext, out_dir: Path) -> list[Path]:
+    """report.html; on a large cluster, as the index of owners/*.html, each owner's page written first
+    (the index links only to pages that exist). Owner pages of an earlier run are removed. Returns
+    the owner pages written."""
+    index, folder = out_dir / HTML_FILE, out_dir / pages.FOLDER
+    if not pages.is_large(ctx, LIMITS):
+        write_file(index, render_html(ctx).encode("utf-8", "replace"))
+        _remove_pages(folder, keep=set())
+        return []
+    listed = pages.owner_pages(ctx)
+    written = []
+    for page, share in pages.restricted(ctx, listed):
+        path = out_dir / page.path
+        write_file(path, render_html(share, limits=EVERY_ROW, home="../" + HTML_FILE, title=page.title)
+                   .encode("utf-8", "replace"))
+        written.append(path)
+    write_file(index, render_html(ctx, limits=INDEX, pages=listed).encode("utf-8", "replace"))
+    _remove_pages(folder, keep={p.name for p in written})
+    return written
+
+
+def _remove_pages(folder: Path, *, keep: set[str]) -> None:
+    if not folder.is_dir() or folder.is_symlink():
+        return
+    for old in folder.glob("*.html"):
+        if old.name not in keep:
+            old.unlink(missing_ok=True)
 
 
 def json_bytes(doc: Any) -> bytes:

@@ -45,9 +45,19 @@ def large_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def page(chromium, large_dir, tmp_path_factory):
+    """The large cluster's index page (report.html); an owner page is a relative link away."""
     with Server(large_dir) as server, Page(chromium, f"{server.origin}/report.html",
                                            tmp_path_factory.mktemp("cdp")) as p:
+        p.origin = server.origin
         yield p
+
+
+def owner_page(page: Page, owner: str) -> None:
+    """Follow the index's link to an owner's page, as a person clicks it."""
+    page.goto(f"{page.origin}/report.html")
+    href = page.js(f"Array.from(document.querySelectorAll('#pages a')).find(a => a.textContent.includes("
+                   f"{json.dumps(owner)})).href")
+    page.goto(href)
 
 
 def column(page: Page, table: str, index: int) -> list[str]:
@@ -61,6 +71,7 @@ def sort_by(page: Page, table: str, index: int) -> None:
 
 
 def test_numbers_sort_by_value(page):
+    owner_page(page, "shop-team@example.com")
     vulns = "#vulnerabilities table[data-table]"
     head = page.js(f"Array.from(document.querySelectorAll('{vulns} thead th')).map(t => t.textContent.trim())")
     cvss = [i for i, h in enumerate(head) if h.startswith("CVSS")][0]
@@ -75,13 +86,15 @@ def test_numbers_sort_by_value(page):
     sort_by(page, pods, 5)
     counts = [int(v.replace(",", "")) for v in column(page, pods, 5)]
     assert counts == sorted(counts, reverse=True)
+    page.goto(f"{page.origin}/report.html")
 
 
 def test_a_filter_on_a_cut_table_says_where_the_rest_is(page):
     page.type("#actions .tools input", LATE_OWNER)
     shown = page.js("document.querySelector('#actions .tools .shown').textContent")
     assert not re.fullmatch(r"0 of [\d,]+ rows", shown), shown
-    assert "40 more rows are not on this page" in shown and "sheet Workloads" in shown, shown
+    assert "240 more rows are not on this page" in shown, shown
+    assert "the owners' pages and the workbook's sheet Workloads" in shown, shown
     page.js("(i => { i.value = ''; i.dispatchEvent(new Event('input')); })"
             "(document.querySelector('#actions .tools input'))")
 

@@ -1,0 +1,75 @@
+"""Pages per owner on large clusters: an index page and one page per owner group.
+
+Pure but for `render_pages`, which returns each page's path and text for the writer. A cluster
+whose single page would cut a table to its first rows gets, instead, report.html as an index
+(summary, owners, the most urgent actions, coverage) and owners/<name>.html for each group of
+namespaces sharing the same owners (each namespace nobody owns on its own page), every page
+self-contained, linked relatively, and listing every row of its scope.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Iterator
+
+from job.report.context import Counts, ReportContext
+from job.report.text import file_name
+
+FOLDER = "owners"
+
+
+@dataclass(frozen=True, slots=True)
+class OwnerPage:
+    owners: tuple[str, ...]  # () for a namespace nobody owns
+    namespaces: tuple[str, ...]
+    counts: Counts
+    affected_workloads: int
+    unscanned: int
+
+    @property
+    def path(self) -> str:
+        return page_path(self.owners, self.namespaces)
+
+    @property
+    def title(self) -> str:
+        return ", ".join(self.owners) if self.owners else f"namespace {self.namespaces[0]} (no owner set)"
+
+
+def page_path(owners: tuple[str, ...], namespaces: tuple[str, ...]) -> str:
+    """owners/<readable part>-<hash>.html: the same owners always get the same file, and two
+    groups never one file, whatever their addresses or namespace names hold."""
+    key = "\n".join(owners) if owners else "ns\n" + namespaces[0]
+    digest = hashlib.blake2b(key.encode("utf-8", "replace"), digest_size=5).hexdigest()
+    readable = file_name(owners[0] if owners else "ns-" + namespaces[0], limit=48)
+    return f"{FOLDER}/{readable}-{digest}.html"
+
+
+def is_large(ctx: ReportContext, limits: dict[str, int]) -> bool:
+    """Whether the single page would show only the first rows of a table."""
+    changes = ctx.changes
+    return (len(ctx.affected_workloads) > limits["workloads"]
+            or len(ctx.vulnerable_images) > limits["images"]
+            or ctx.vulnerability_groups(0)[1] > limits["groups"]
+            or len(ctx.overdue) > limits["overdue"]
+            or changes.new_counts.total > limits["changes"] or len(changes.resolved) > limits["changes"]
+            or len(ctx.accepted.rows) > limits["accepted"])
+
+
+def owner_pages(ctx: ReportContext) -> list[OwnerPage]:
+    """One page per owner group, and per namespace nobody owns; the most affected first."""
+    pages = []
+    for g in ctx.owner_groups:
+        if g.owners:
+            pages.append(OwnerPage(g.owners, tuple(n.name for n in g.namespaces), g.counts, g.affected_workloads,
+                                   sum(n.unscanned + n.unresolved for n in g.namespaces)))
+        else:
+            pages += [OwnerPage((), (n.name,), n.counts, len(n.affected_workloads), n.unscanned + n.unresolved)
+                      for n in g.namespaces]
+    pages.sort(key=lambda p: (-p.affected_workloads, -p.counts.total, p.path))
+    return pages
+
+
+def restricted(ctx: ReportContext, pages: list[OwnerPage]) -> Iterator[tuple[OwnerPage, ReportContext]]:
+    """Each page with its share of the report, built one at a time (only one is held at once)."""
+    for page in pages:
+        yield page, ctx.restrict(page.namespaces)
