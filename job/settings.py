@@ -148,7 +148,8 @@ class Settings:
                                flag=True)
     attach_html: bool = _opt(False, "Attach the full HTML report too.", group="mail", flag=True)
     report_url: str = _opt("", "Where readers open the report (e.g. https://reports.corp/imvjob/report.html): "
-                               "the link in chat messages.", group="mail")
+                               "the link in chat messages and mails, which also link each owner to their own "
+                               "pages (owners/) on a large cluster.", group="mail")
     # --- metrics and chat (docs/metrics-and-chat.md) ---------------------------------------
     pushgateway_url: str = _opt("", "Prometheus Pushgateway to push the run's metrics to at the end of every "
                                     "run (https://host:9091); credentials from IMVJOB_PUSHGATEWAY_PASSWORD or "

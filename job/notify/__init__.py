@@ -15,6 +15,7 @@ from job.notify import webhooks
 from job.notify.message import HTML_TYPE, XLSX_TYPE, Attachment, attachment_name, build_message
 from job.notify.routing import Delivery, plan, skip_reason
 from job.notify.smtp import Mailer, MailError, Outgoing
+from job.report import pages
 from job.report.context import ReportContext
 from job.report.html import render_html
 from job.report.owners import parse_addresses
@@ -78,6 +79,8 @@ def _messages(ctx: ReportContext, deliveries: list[Delivery], settings: Settings
               outcome: NotifyOutcome) -> Iterator[Outgoing]:
     """Messages one at a time, so that only one recipient group's attachments are in memory."""
     groups: dict[tuple[str, ...] | None, list[str]] = {}
+    # Links to the served report (--report-url); to each recipient's own pages when the report has them.
+    split = "pages" in ctx.artifacts or any((settings.output_dir / pages.FOLDER).glob("*.html"))
     for d in deliveries:
         groups.setdefault(d.namespaces, []).append(d.recipient)
     for namespaces, recipients in groups.items():
@@ -89,11 +92,13 @@ def _messages(ctx: ReportContext, deliveries: list[Delivery], settings: Settings
             outcome.below_threshold += len(recipients)
             continue
         attachments = _attachments(view, settings)
+        links = pages.report_links(view, settings.report_url, split=split)
         for recipient in recipients:
-            message = build_message(view, sender=sender, recipient=recipient, attachments=attachments)
+            message = build_message(view, sender=sender, recipient=recipient, attachments=attachments, links=links)
 
             def lite(view: ReportContext = view, recipient: str = recipient):
-                return build_message(view, sender=sender, recipient=recipient, attachments=[], note=_TOO_BIG)
+                return build_message(view, sender=sender, recipient=recipient, attachments=[], note=_TOO_BIG,
+                                     links=links)
 
             yield Outgoing(recipient, message, lite)
 

@@ -57,9 +57,11 @@ def attachment_name(ctx: ReportContext, extension: str) -> str:
 
 
 def build_message(ctx: ReportContext, *, sender: str, recipient: str, attachments: list[Attachment],
-                  note: str = "") -> EmailMessage:
-    """multipart/mixed: (text/plain | text/html) alternative, then the attachments."""
+                  note: str = "", links: list[tuple[str, str]] = ()) -> EmailMessage:
+    """multipart/mixed: (text/plain | text/html) alternative, then the attachments. links: (label,
+    http(s) URL) of the served report's pages (job.report.pages.report_links)."""
     values = {"ctx": ctx, "note": note, "rows": BODY_ROWS, "attachments": [a.filename for a in attachments],
+              "links": links,
               "new_changes": ctx.changes.new(BODY_ROWS)}
     env = environment()
     msg = EmailMessage(policy=SMTP)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Iterator
 
 from job.report.context import Counts, ReportContext
-from job.report.text import file_name
+from job.report.text import file_name, safe_link
 
 FOLDER = "owners"
 
@@ -73,3 +73,24 @@ def restricted(ctx: ReportContext, pages: list[OwnerPage]) -> Iterator[tuple[Own
     """Each page with its share of the report, built one at a time (only one is held at once)."""
     for page in pages:
         yield page, ctx.restrict(page.namespaces)
+
+
+def report_links(view: ReportContext, report_url: str, *, split: bool) -> list[tuple[str, str]]:
+    """(label, URL) of the pages a mail about `view` links to, where `report_url` (the served
+    report.html, or its folder) is set: the whole report, and on a large cluster the recipient's
+    own pages. http(s) only."""
+    url = safe_link(report_url)
+    if not url:
+        return []
+    folder, _, last = url.partition("?")[0].rpartition("/")
+    if not last.endswith(".html"):  # a folder: its report.html
+        folder, url = url.rstrip("/"), url.rstrip("/") + "/report.html"
+    links = [("The whole report", url)]
+    if split and view.only is not None:
+        for g in view.owner_groups:
+            if g.owners:
+                links.append((f"Your page: {', '.join(g.owners)}",
+                              f"{folder}/{page_path(g.owners, tuple(n.name for n in g.namespaces))}"))
+            else:
+                links += [(f"Namespace {n.name}", f"{folder}/{page_path((), (n.name,))}") for n in g.namespaces]
+    return links

@@ -1,0 +1,41 @@
+"""Owner pages of a large cluster as mails link to them (--report-url), and when a report is large."""
+from __future__ import annotations
+
+import email
+from email.policy import default
+
+from job.log import RunLog
+from job.notify import notify
+from job.report import build_context, write_reports
+from job.report.pages import report_links
+from tests.factories import make_settings
+from tests.integration.report.test_page_use_in_chromium import LATE_OWNER, large_run
+
+
+def test_owner_mail_links_to_the_owners_page_where_the_report_is_served(tmp_path):
+    out = tmp_path / "out"
+    settings = make_settings(output=str(out), check=True, mail_to=("sec@example.com",),
+                             report_url="https://reports.example/imvjob/report.html")
+    snap, results = large_run()
+    ctx = build_context(snapshot=snap, results=results, outcome=None, previous=None, settings=settings)
+    write_reports(ctx, out)
+    notify(ctx, settings, RunLog(fmt="text"), out_dir=out)
+    late = email.message_from_bytes((out / "mail" / f"{LATE_OWNER}.eml").read_bytes(), policy=default)
+    text = late.get_body(("plain",)).get_content()
+    page = next((out / "owners").glob("late-team*.html")).name
+    assert "The whole report: https://reports.example/imvjob/report.html" in text
+    assert f"Your page: {LATE_OWNER}: https://reports.example/imvjob/owners/{page}" in text
+    assert f'href="https://reports.example/imvjob/owners/{page}"' in late.get_body(("html",)).get_content()
+    whole = email.message_from_bytes((out / "mail" / "sec@example.com.eml").read_bytes(), policy=default)
+    assert "owners/" not in whole.get_body(("plain",)).get_content()
+
+
+def test_links_only_where_a_served_address_is_set_and_http():
+    snap, results = large_run()
+    ctx = build_context(snapshot=snap, results=results, outcome=None, previous=None, settings=make_settings())
+    view = ctx.restrict(["late"])
+    assert report_links(view, "", split=True) == []
+    assert report_links(view, "javascript:alert(1)", split=True) == []
+    assert report_links(view, "https://r.example/x/", split=False) == [("The whole report",
+                                                                        "https://r.example/x/report.html")]
+    assert report_links(view, "https://r.example/x", split=True)[1][1].startswith("https://r.example/x/owners/late-team")
