@@ -277,11 +277,13 @@ def _cronjob_container() -> tuple[dict, dict]:
 def test_the_play_runs_as_an_arbitrary_uid_in_group_0_with_the_pods_settings(image: Image):
     container, config = _cronjob_container()
     env = {e["name"]: e["value"] for e in container["env"] if "value" in e}
-    # The pod's mounts: the ConfigMap's file, an empty extra-certs folder (no Secret, not
-    # OpenShift), emptyDirs for /tmp and reports/ (mode 1777/0777 as the kubelet makes them).
+    # The pod's mounts: the ConfigMap's file, empty extra-certs and webhooks folders (optional
+    # Secrets not created, not OpenShift), emptyDirs for /tmp and reports/ (mode 1777/0777 as the
+    # kubelet makes them).
     image.path(env["IMVJOB_CONFIG"]).parent.mkdir(parents=True, exist_ok=True)
     image.path(env["IMVJOB_CONFIG"]).write_text(config["data"]["config.yaml"], encoding="utf-8")
     image.path(env["IMVJOB_EXTRA_CERTS"]).mkdir(parents=True, exist_ok=True)
+    image.path(env["IMVJOB_WEBHOOK_URLS_FILE"]).mkdir(parents=True, exist_ok=True)
     tmp = image.base / "pod-tmp"
     tmp.mkdir(mode=0o1777)
     tmp.chmod(0o1777)

@@ -164,14 +164,16 @@ def _run_play(install: Install, tmp_path: Path, extra_certs: Path, **env: str) -
     config_file = tmp_path / "config.yaml"
     config_file.write_text(config["data"]["config.yaml"], encoding="utf-8")
     pod_env = {e["name"]: e["value"] for e in container["env"] if "value" in e}
-    assert set(pod_env) == {"IMVJOB_CONFIG", "IMVJOB_OUTPUT", "IMVJOB_EXTRA_CERTS"}
+    assert set(pod_env) == {"IMVJOB_CONFIG", "IMVJOB_OUTPUT", "IMVJOB_EXTRA_CERTS", "IMVJOB_WEBHOOK_URLS_FILE"}
+    webhooks = tmp_path / "webhooks"  # the optional Secret not created: the kubelet mounts an empty folder
+    webhooks.mkdir(exist_ok=True)
     base_env = {k: v for k, v in os.environ.items() if not k.startswith("IMVJOB_") and k != "KUBECONFIG"}
     script = Path(sys.executable).with_name("imvjob")
     argv = [str(script)] if script.exists() else [sys.executable, "-m", "job"]
     return subprocess.run(
         [*argv, *container["args"], "--kubeconfig", str(install.kubeconfig), "--cluster-name", "deploy-test"],
         env={**base_env, "IMVJOB_CONFIG": str(config_file), "IMVJOB_OUTPUT": str(tmp_path / "reports"),
-             "IMVJOB_EXTRA_CERTS": str(extra_certs),
+             "IMVJOB_EXTRA_CERTS": str(extra_certs), "IMVJOB_WEBHOOK_URLS_FILE": str(webhooks),
              # Only this module's namespaces: others' pods in the session's cluster are not ours.
              "IMVJOB_INCLUDE_NAMESPACE": f"{install.prefix}-*", "IMVJOB_PROGRESS": "never", **env},
         capture_output=True, text=True, timeout=300, cwd=tmp_path)
