@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import contextlib
-import gc
 import gzip
 import json
 import os
@@ -19,6 +18,7 @@ from typing import IO, Any, Iterable, Iterator
 import orjson
 
 from job.errors import ConfigError
+from job.memory import gc_paused
 from job.model import (ApplyOutcome, Container, ContainerKind, Feature, ImageRef, Namespace, Pod, Problem,
                        ScanResult, ScanState, Snapshot, Vulnerability, VulnReport, Workload)
 
@@ -280,22 +280,6 @@ _SCAN_SHAPE = {"results": [{
 _APPLY_SHAPE = {"created": [str], "updated": [str], "deleted": [str], "unchanged": [str], "kept": [str],
                 "unmanaged": [str], "failed": _PROBLEMS, "dryRun": bool, "target": str,
                 "?leftOut": Maybe(_SEVERITY_COUNTS)}
-
-
-@contextlib.contextmanager
-def gc_paused() -> Iterator[None]:
-    """Holds the cyclic garbage collector off while building many objects that hold no cycles
-    (decoded JSON, reports parsed from it): with a large heap, the collections that the new
-    objects trigger would each scan everything the run already holds. Safe with threads: the
-    collector is on again once the last thread that found it on is done."""
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
 
 
 def decode_json(data: bytes | str) -> Any:

@@ -14,9 +14,10 @@ import reprlib
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from job.codec import decode_json, gc_paused, strings_only
+from job.codec import decode_json, strings_only
 from job.errors import ConfigError
 from job.log import RunLog
+from job.memory import gc_paused
 from job.model import Container, ContainerKind, ImageRef, Namespace, Pod, Problem, Snapshot, Workload
 from job.settings import Settings
 

@@ -12,7 +12,7 @@ from urllib.parse import quote, urlsplit
 
 import orjson
 
-from job.codec import gc_paused
+from job.memory import gc_paused
 from job.model import (Feature, ImageRef, ScanRequest, ScanResult, ScanState, Vulnerability, VulnReport,
                        normalize_severity)
 from job.registries.auth import AuthFlow

@@ -4,7 +4,8 @@ from __future__ import annotations
 import gc
 import json
 
-from job.codec import decode_json, encode_json, gc_paused
+from job.codec import decode_json, encode_json
+from job.memory import gc_paused
 
 
 def test_decode_takes_what_json_takes() -> None:
