@@ -15,7 +15,7 @@ from job import codec, desired, feeds, metrics, notify, report, scan, shards, sn
 from job.errors import ConfigError, ImvjobError
 from job.log import RunLog
 from job.model import ApplyOutcome, ImageRef, ScanResult, Snapshot
-from job.settings import Settings
+from job.settings import Settings, shard_of
 from job.triage import day_of, parse_sla
 
 EXIT_OK, EXIT_ERRORS = 0, 2
@@ -64,7 +64,7 @@ def run_apply_stage(snap: Snapshot, results: dict[ImageRef, ScanResult], setting
     schema = None if settings.offline else client.imv_spec_schema()
     if schema is None and not settings.offline:
         log.warn("cannot read the ImageManifestVuln CRD: objects are compared as written, not as stored")
-    state = desired.desired_state(snap, results, now=now, shard=scan.shard_of(settings), spec_schema=schema)
+    state = desired.desired_state(snap, results, now=now, shard=shard_of(settings), spec_schema=schema)
     if state.listed is not None:
         log.info(f"pods narrowed by the selector {snap.selector!r}: the objects' other pods are kept, not removed")
     if state.unsure:
@@ -171,7 +171,7 @@ def _play(settings: Settings, log: RunLog, client) -> int:
     results = run_scan_stage(snap, settings, log, client)
     gc.freeze()
     outcome = run_apply_stage(snap, results, settings, log, client)
-    shard = scan.shard_of(settings)
+    shard = shard_of(settings)
     if shard is not None:
         return _finish_shard(snap, results, outcome, settings, log, shard)
     # Before the report (the run's peak of memory), what `imvjob report` / `notify` replay it from.

@@ -10,29 +10,10 @@ from typing import Any
 
 from job import registries
 from job.desired import shard_index
-from job.errors import ConfigError, KubeError
+from job.errors import KubeError
 from job.log import RunLog
 from job.model import ImageRef, Problem, ScanRequest, ScanResult, Snapshot
-from job.settings import Settings
-
-
-def shard_of(settings: Settings) -> tuple[int, int] | None:
-    """(index, count) of this run's shard, from --shard i/n or an Indexed Job's JOB_COMPLETION_INDEX."""
-    if settings.shard:
-        try:
-            index, count = (int(x) for x in settings.shard.split("/", 1))
-        except ValueError as exc:
-            raise ConfigError(f"--shard must be i/n, e.g. 0/3; got {settings.shard!r}") from exc
-    elif settings.shards:
-        raw = os.environ.get("JOB_COMPLETION_INDEX", "")
-        if not raw.isdigit():
-            raise ConfigError("--shards needs JOB_COMPLETION_INDEX (an Indexed Job) or --shard i/n")
-        index, count = int(raw), settings.shards
-    else:
-        return None
-    if count < 1 or not 0 <= index < count:
-        raise ConfigError(f"shard {index}/{count} does not exist")
-    return (index, count) if count > 1 else None
+from job.settings import Settings, shard_of
 
 
 def scan_requests(snap: Snapshot, *, sa_pull_secrets: dict[tuple[str, str], tuple[str, ...]],

@@ -316,3 +316,22 @@ def check_secret_files(settings: Settings) -> None:
     """Every secret file given can be read: found at the start of a run, not when it is first needed."""
     for name, env in SECRET_FILES.items():
         read_secret(env, getattr(settings, name, ""))
+
+
+def shard_of(settings: Settings) -> tuple[int, int] | None:
+    """(index, count) of this run's shard, from --shard i/n or an Indexed Job's JOB_COMPLETION_INDEX."""
+    if settings.shard:
+        try:
+            index, count = (int(x) for x in settings.shard.split("/", 1))
+        except ValueError as exc:
+            raise ConfigError(f"--shard must be i/n, e.g. 0/3; got {settings.shard!r}") from exc
+    elif settings.shards:
+        raw = os.environ.get("JOB_COMPLETION_INDEX", "")
+        if not raw.isdigit():
+            raise ConfigError("--shards needs JOB_COMPLETION_INDEX (an Indexed Job) or --shard i/n")
+        index, count = int(raw), settings.shards
+    else:
+        return None
+    if count < 1 or not 0 <= index < count:
+        raise ConfigError(f"shard {index}/{count} does not exist")
+    return (index, count) if count > 1 else None
