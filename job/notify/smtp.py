@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 from typing import Callable
 
-from job.registries.tls import read_extra_certs
+from job.certs import read_extra_certs
 from job.settings import Settings, read_secret
 
 ATTEMPTS = 3

@@ -6,12 +6,13 @@ from pathlib import Path
 import pytest
 import trustme
 
+from job.certs import read_extra_certs
 from job.errors import ConfigError
 from job.model import ImageRef, ScanState
 from job.registries.distribution import manifest_layers, parse_challenge
 from job.registries.failures import BadResponse, ScanFailure, excerpt
 from job.registries.refs import api_host, host_matches, ref_problem
-from job.registries.tls import Trust, read_extra_certs, system_ca_file
+from job.registries.tls import Trust, system_ca_file
 
 DIGEST = "sha256:" + "f" * 64
 LAYER = "sha256:" + "1" * 64
