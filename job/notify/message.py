@@ -11,7 +11,7 @@ from email.message import EmailMessage
 from email.policy import SMTP
 
 from job.report.context import SEVERITIES_DESC, ReportContext
-from job.report.html import environment
+from job.report.templating import environment
 from job.report.text import file_name, one_line
 
 XLSX_TYPE = ("application", "vnd.openxmlformats-officedocument.spreadsheetml.sheet")

@@ -19,6 +19,7 @@ from job.model import (SEVERITIES, SEVERITY_RANK, ApplyOutcome, Feature, ImageRe
 from job.report import ranking, summary
 from job.report.accepted import AcceptedView, accept
 from job.report.fixes import Fix, fixes_of, merge_fixes
+from job.report.formats import plural, signed
 from job.report.links import registry_page
 from job.report.ranking import Triage, WorkloadTriage
 from job.report.owners import namespace_owners
@@ -800,31 +801,22 @@ def headline(totals: Totals, changes: Changes) -> str:
     if totals.pods == 0:
         return "No running pods in scope"
     if totals.images == 0:
-        return (f"No image could be identified: {_plural(totals.unresolved, 'container')} with an unknown "
+        return (f"No image could be identified: {plural(totals.unresolved, 'container')} with an unknown "
                 f"image, see Coverage")
-    unscanned = _plural(totals.unscanned, "image") + " not scanned"
+    unscanned = plural(totals.unscanned, "image") + " not scanned"
     if totals.scanned == 0:
         return f"No image could be scanned: {unscanned}, see Coverage"
     counts = totals.counts
     if counts.total == 0:
-        text = f"No known vulnerabilities in {_plural(totals.scanned, 'scanned image')}"
+        text = f"No known vulnerabilities in {plural(totals.scanned, 'scanned image')}"
         return text + (f"; {unscanned}" if totals.unscanned else "")
     urgent = [(s, counts.of(s)) for s in SEVERITIES_DESC if counts.of(s)]
     top = [f"{n:,} {s}" for s, n in urgent if SEVERITY_RANK[s] >= SEVERITY_RANK["High"]] or \
           [f"{urgent[0][1]:,} {urgent[0][0]}"]
-    text = (f"{' and '.join(top[:2])} of {_plural(counts.total, 'vulnerability', 'vulnerabilities')} "
-            f"in {totals.vulnerable:,} of {_plural(totals.images, 'image')}")
+    text = (f"{' and '.join(top[:2])} of {plural(counts.total, 'vulnerability', 'vulnerabilities')} "
+            f"in {totals.vulnerable:,} of {plural(totals.images, 'image')}")
     if changes.has_previous:
         text += f"; since the last run: {changes.delta_text()}"
     if totals.unscanned:
         text += f"; {unscanned}"
     return text
-
-
-def signed(n: int) -> str:
-    """+3, −5 (a minus sign, not a hyphen), 0."""
-    return f"+{n:,}" if n > 0 else (f"\u2212{-n:,}" if n < 0 else "0")
-
-
-def _plural(n: int, word: str, plural: str = "") -> str:
-    return f"{n:,} {word if n == 1 else (plural or word + 's')}"

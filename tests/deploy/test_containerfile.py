@@ -256,7 +256,7 @@ def test_the_entrypoint_answers_help(image: Image):
 
 def test_the_job_and_its_templates_come_from_the_image(image: Image):
     # -P: not the working folder first on sys.path, as for the `imvjob` entrypoint.
-    where = image.run(["python", "-P", "-c", "import job.report.html as h; print(h.__file__); print(h.TEMPLATES)"])
+    where = image.run(["python", "-P", "-c", "import job.report.templating as h; print(h.__file__); print(h.TEMPLATES)"])
     assert where.returncode == 0, where.stderr
     module, templates = (Path(line) for line in where.stdout.split())
     assert module.is_relative_to(image.workdir), module

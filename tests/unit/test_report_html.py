@@ -6,7 +6,8 @@ from html.parser import HTMLParser
 
 from job.model import ScanState
 from job.report import build_context
-from job.report.html import LIMITS, render_html, short_digest
+from job.report.formats import short_digest
+from job.report.html import LIMITS, render_html
 from tests.factories import (FORMULA, JS_LINK, SCRIPT, make_feature, make_hostile_run, make_pod, make_ref,
                              make_result, make_settings, make_snapshot, make_vuln)
 
