@@ -41,5 +41,9 @@ class LeaseHeld(ImvjobError):
     """Another run holds the apply lease."""
 
 
-class RegistryError(ImvjobError):
-    """A registry could not be asked (used inside the registry package; collected per image)."""
+class MailError(ImvjobError):
+    """A message could not be sent. `fatal`: no later message can be sent either."""
+
+    def __init__(self, message: str, *, fatal: bool = False) -> None:
+        super().__init__(message)
+        self.fatal = fatal

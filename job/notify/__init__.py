@@ -9,12 +9,12 @@ from pathlib import Path
 from typing import Iterator
 
 from job.codec import write_file
-from job.errors import ImvjobError
+from job.errors import ImvjobError, MailError
 from job.log import RunLog
 from job.notify import webhooks
 from job.notify.message import HTML_TYPE, XLSX_TYPE, Attachment, attachment_name, build_message
 from job.notify.routing import Delivery, plan, skip_reason
-from job.notify.smtp import Mailer, MailError, Outgoing
+from job.notify.smtp import Mailer, Outgoing
 from job.report import pages
 from job.report.context import ReportContext
 from job.report.html import render_html
@@ -140,7 +140,7 @@ def _send(messages: Iterator[Outgoing], settings: Settings, log: RunLog, outcome
           planned: int) -> None:
     try:
         mailer = Mailer(settings)
-    except (MailError, ImvjobError) as exc:
+    except ImvjobError as exc:  # a MailError among them
         log.error(f"no mail sent: {exc}")
         outcome.failed = planned
         return

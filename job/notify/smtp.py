@@ -14,19 +14,12 @@ from email.message import EmailMessage
 from typing import Callable
 
 from job.certs import read_extra_certs
+from job.errors import MailError
 from job.settings import Settings, read_secret
 
 ATTEMPTS = 3
 BACKOFF = (1.0, 4.0)  # seconds before the second and the third attempt
 DEFAULT_PORTS = {"tls": 465, "starttls": 587, "none": 25}
-
-
-class MailError(Exception):
-    """A message could not be sent. `fatal`: no later message can be sent either."""
-
-    def __init__(self, message: str, *, fatal: bool = False) -> None:
-        super().__init__(message)
-        self.fatal = fatal
 
 
 @dataclass(frozen=True, slots=True)
