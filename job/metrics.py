@@ -32,7 +32,7 @@ from job.model import SEVERITIES, SEVERITY_RANK
 from job.settings import Settings, read_secret
 
 if TYPE_CHECKING:
-    from job.report.context import ReportContext
+    from job.report.view import ReportContext
 
 PREFIX = "imvjob_"
 OTHER_HOST = "other"

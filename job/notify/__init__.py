@@ -16,10 +16,10 @@ from job.notify.message import HTML_TYPE, XLSX_TYPE, Attachment, attachment_name
 from job.notify.routing import Delivery, plan, skip_reason
 from job.notify.smtp import Mailer, Outgoing
 from job.report import pages
-from job.report.context import ReportContext
 from job.report.html import render_html
 from job.report.owners import parse_addresses
 from job.report.text import file_name
+from job.report.view import ReportContext
 from job.report.xlsx import xlsx_bytes
 from job.settings import Settings
 

@@ -15,8 +15,8 @@ import json
 from dataclasses import dataclass
 from typing import Iterable
 
-from job.report.context import ReportContext
 from job.report.text import one_line
+from job.report.view import ReportContext
 from job.triage import iso_day
 
 SCHEMA = "imvjob.webhook/v1"

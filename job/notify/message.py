@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 from email.policy import SMTP
 
-from job.report.context import SEVERITIES_DESC, ReportContext
 from job.report.templating import environment
 from job.report.text import file_name, one_line
+from job.report.view import SEVERITIES_DESC, ReportContext
 
 XLSX_TYPE = ("application", "vnd.openxmlformats-officedocument.spreadsheetml.sheet")
 HTML_TYPE = ("text", "html")

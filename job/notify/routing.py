@@ -4,8 +4,8 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 
-from job.report.context import ReportContext
 from job.report.owners import parse_addresses
+from job.report.view import ReportContext
 from job.settings import Settings
 
 

@@ -27,8 +27,8 @@ from job.errors import ConfigError
 from job.log import RunLog
 from job.notify.chat import RENDER, Notice, attention, routes, unsent
 from job.notify.smtp import tls_context
-from job.report.context import ReportContext
 from job.report.text import file_name
+from job.report.view import ReportContext
 from job.settings import MAX_SECRET_BYTES, Settings, read_secret, read_small_file
 
 URLS_ENV = "IMVJOB_WEBHOOK_URLS"

@@ -10,9 +10,9 @@ from pathlib import Path
 from job.log import RunLog
 from job.model import ApplyOutcome, ImageRef, Problem, ScanResult, Snapshot
 from job.report import context as _context
-from job.report.context import ReportContext
+from job.report.previous import SCHEMA_VERSION, Previous, read_previous
 from job.report.ranking import Triage
-from job.report.summary import SCHEMA_VERSION, Previous, read_previous
+from job.report.view import ReportContext
 from job.report.writer import PREVIOUS_FILE, SUMMARY_FILE, read_summary_why, write_reports
 from job.settings import Settings
 

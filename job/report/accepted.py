@@ -18,7 +18,7 @@ from job.report.text import safe_link
 from job.triage import cve_ids
 
 if TYPE_CHECKING:
-    from job.report.context import FindingKey, WorkloadItem, WorkloadKey
+    from job.report.view import FindingKey, WorkloadItem, WorkloadKey
 
 _ZERO = (0,) * len(SEVERITIES)
 ORIGINS = {"file": "exceptions file", "annotation": "namespace annotation", "vex": "OpenVEX"}

@@ -9,8 +9,8 @@ from typing import Iterable
 from markupsafe import Markup, escape
 
 from job.model import SEVERITIES, SEVERITY_RANK
-from job.report.context import Counts, ImageItem, TrendPoint
 from job.report.palette import background
+from job.report.view import Counts, ImageItem, TrendPoint
 
 _DESC = tuple(reversed(SEVERITIES))
 _FONT = 'font-family="DejaVu Sans, Arial, sans-serif"'

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from job.report import charts
-from job.report.context import ReportContext
 from job.report.templating import environment
+from job.report.view import ReportContext
 
 
 #: How much detail the page shows at most; the workbook has every row. Coverage is never capped.

@@ -12,8 +12,8 @@ import hashlib
 from dataclasses import dataclass
 from typing import Iterator
 
-from job.report.context import Counts, ReportContext
 from job.report.text import file_name, safe_link
+from job.report.view import Counts, ReportContext
 
 FOLDER = "owners"
 

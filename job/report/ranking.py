@@ -13,8 +13,8 @@ from job.model import SEVERITY_RANK
 from job.triage import NO_FEEDS, Feeds, FeedStatus, Finding, cve_ids, finding, iso_day, rank
 
 if TYPE_CHECKING:
-    from job.report.context import FindingKey, WorkloadItem, WorkloadKey
-    from job.report.summary import Previous
+    from job.report.previous import Previous
+    from job.report.view import FindingKey, WorkloadItem, WorkloadKey
 
 #: Findings named per workload in the reports' action rows.
 TOP = 5

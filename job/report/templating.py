@@ -8,10 +8,10 @@ import jinja2
 
 from job import __version__
 from job.model import SEVERITIES
-from job.report.context import SEVERITIES_DESC
 from job.report.formats import link_host, plural, short_digest, signed, when
 from job.report.palette import SEVERITY_COLOURS, background, foreground
 from job.report.text import one_line, safe_links
+from job.report.view import SEVERITIES_DESC
 from job.triage import iso_day
 
 

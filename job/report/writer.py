@@ -7,9 +7,9 @@ from typing import Any
 
 from job.codec import atomic_open, decode_json, write_file
 from job.report import pages
-from job.report.context import ReportContext
 from job.report.html import EVERY_ROW, INDEX, LIMITS, render_html
 from job.report.summary import summary_doc
+from job.report.view import ReportContext
 from job.report.xlsx import write_xlsx
 
 HTML_FILE = "report.html"

@@ -27,12 +27,13 @@ from openpyxl.worksheet.hyperlink import Hyperlink
 from openpyxl.xml.functions import Element, SubElement
 
 from job.model import SEVERITIES
-from job.report.context import SEVERITIES_DESC, Counts, Fix, ReportContext, WorkloadItem
+from job.report.fixes import Fix
 from job.report.palette import background, foreground
 from job.report.text import safe_link, safe_links
 from job.report.xlsx_accepted import ACCEPTED_COLUMNS, accepted_rows
 from job.report.xlsx_triage import (OVERDUE_COLUMNS, day_date, findings_text, overdue_rows, triage_rows,
                                     vulnerability_signals)
+from job.report.view import SEVERITIES_DESC, Counts, ReportContext, WorkloadItem
 
 #: Excel keeps at most this many hyperlinks per sheet; rows past it show the URL as text.
 MAX_LINKS_PER_SHEET = 65_000

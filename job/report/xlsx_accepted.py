@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from job.report.xlsx_triage import day_date
 
 if TYPE_CHECKING:
-    from job.report.context import ReportContext
+    from job.report.view import ReportContext
 
 ACCEPTED_COLUMNS = [("State", 14), ("Severity", 12), ("Namespace", 22), ("Kind", 13), ("Workload", 30),
                     ("Image", 40), ("Package", 24), ("Vulnerability", 22), ("Reason", 50), ("By", 26),

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Iterable
 from job.triage import Feeds, Finding, cve_ids
 
 if TYPE_CHECKING:
-    from job.report.context import ReportContext
+    from job.report.view import ReportContext
 
 OVERDUE_COLUMNS = [("Due", 12), ("Days overdue", 10), ("Days open", 10), ("Severity", 12), ("Namespace", 22),
                    ("Kind", 13), ("Workload", 30), ("Vulnerability", 22), ("CVEs", 30), ("Flags", 22),

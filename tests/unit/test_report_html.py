@@ -107,7 +107,7 @@ def test_large_runs_cap_the_detail_and_point_to_the_workbook_but_list_all_covera
 
 def test_the_trend_chart_names_each_run_by_day_or_by_time_within_a_day():
     from job.report.charts import trend
-    from job.report.context import TrendPoint
+    from job.report.view import TrendPoint
 
     counts = (0, 0, 1, 2, 3, 4, 0)
     svg = trend((TrendPoint("2026-05-01T06:00:00Z", counts), TrendPoint("2026-05-02T06:00:00Z", counts),
