@@ -13,11 +13,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable
 
-from job.desired import API_VERSION, HASH_ANNOTATION, KIND, MANAGED_BY, SHRUNK_ANNOTATION, DesiredObject, \
-    DesiredState, KeptObject, left_out_counts, pod_labels, with_pods
+from job.desired import HASH_ANNOTATION, MANAGED_BY, SHRUNK_ANNOTATION, DesiredObject, DesiredState, KeptObject, \
+    left_out_counts, pod_labels, with_pods
 from job.errors import Conflict, Invalid, KubeError, NotFound
 from job.log import RunLog
-from job.model import ApplyOutcome, Problem
+from job.model import IMV_API_VERSION, IMV_KIND, ApplyOutcome, Problem
 from job.settings import Settings
 from job.writers import Writers, status_digest, status_paths
 
@@ -91,7 +91,7 @@ class _Applier:
         # managedFields sent back would be taken as a request to rewrite them: the server keeps its own.
         meta = {k: v for k, v in current["metadata"].items() if k not in ("managedFields", "writers")}
         meta.update(labels=labels, annotations=annotations)
-        body = {"apiVersion": API_VERSION, "kind": KIND, "metadata": meta, "spec": spec}
+        body = {"apiVersion": IMV_API_VERSION, "kind": IMV_KIND, "metadata": meta, "spec": spec}
         return self.kube.update_imv(body, dry_run=self.dry_run)
 
     def _write(self, current: dict[str, Any], *, labels: dict[str, str], annotations: dict[str, str],
@@ -113,7 +113,7 @@ class _Applier:
 
     def _put_status(self, current: dict[str, Any], status: dict[str, Any]) -> dict[str, Any]:
         meta = current["metadata"]
-        body = {"apiVersion": API_VERSION, "kind": KIND,
+        body = {"apiVersion": IMV_API_VERSION, "kind": IMV_KIND,
                 "metadata": {"name": meta["name"], "namespace": meta["namespace"],
                              "resourceVersion": meta["resourceVersion"]},
                 "status": {**status, "lastUpdate": self.state.last_update}}
@@ -169,7 +169,7 @@ class _Applier:
 
     def create(self, obj: DesiredObject) -> str:
         """Created bare (no pod labels, no hash), then brought to the desired content like any other."""
-        bare = {"apiVersion": API_VERSION, "kind": KIND,
+        bare = {"apiVersion": IMV_API_VERSION, "kind": IMV_KIND,
                 "metadata": {"name": obj.name, "namespace": obj.namespace,
                              "labels": {k: v for k, v in obj.labels.items() if not _is_pod_label(k, v)},
                              "annotations": {k: v for k, v in obj.annotations.items() if k != HASH_ANNOTATION}},

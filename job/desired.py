@@ -13,10 +13,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
-from job.model import SEVERITIES, SEVERITY_RANK, Feature, ImageRef, ScanResult, ScanState, Snapshot, Vulnerability
+from job.model import (IMV_API_VERSION, IMV_KIND, SEVERITIES, SEVERITY_RANK, Feature, ImageRef, ScanResult, ScanState,
+                       Snapshot, Vulnerability)
 
-API_VERSION = "secscan.quay.redhat.com/v1alpha1"
-KIND = "ImageManifestVuln"
 MANAGED_BY = ("app.kubernetes.io/managed-by", "imvjob")
 HASH_ANNOTATION = "imvjob.io/content-hash"
 SHRUNK_ANNOTATION = "imvjob.io/shrunk"
@@ -43,7 +42,7 @@ class DesiredObject:
 
     def manifest(self, last_update: str) -> dict[str, Any]:
         """The full object, as created (and as written to the offline YAML)."""
-        return {"apiVersion": API_VERSION, "kind": KIND,
+        return {"apiVersion": IMV_API_VERSION, "kind": IMV_KIND,
                 "metadata": {"name": self.name, "namespace": self.namespace, "labels": dict(self.labels),
                              "annotations": dict(self.annotations)},
                 "spec": self.spec, "status": {**self.status, "lastUpdate": last_update}}

@@ -22,11 +22,10 @@ from requests.adapters import HTTPAdapter
 
 from job.codec import decode_json, encode_json, strings_only
 from job.errors import ConfigError, Conflict, Forbidden, Invalid, KubeError, LeaseHeld, NotFound
-from job.model import Namespace
+from job.model import IMV_GROUP, IMV_PLURAL, IMV_VERSION, Namespace
 from job.settings import Settings
 from job.writers import FIELD_MANAGER, writers
 
-IMV_GROUP, IMV_VERSION, IMV_PLURAL = "secscan.quay.redhat.com", "v1alpha1", "imagemanifestvulns"
 IMV_API = f"/apis/{IMV_GROUP}/{IMV_VERSION}"
 _SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 _METADATA_ONLY = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"

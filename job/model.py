@@ -9,6 +9,14 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any
 
+#: The ImageManifestVuln's API group, version, resource and kind (docs/compatibility.md): named here
+#: once, for the objects the job writes (job.desired, job.apply) and the paths it asks (job.kube).
+IMV_GROUP = "secscan.quay.redhat.com"
+IMV_VERSION = "v1alpha1"
+IMV_PLURAL = "imagemanifestvulns"
+IMV_KIND = "ImageManifestVuln"
+IMV_API_VERSION = f"{IMV_GROUP}/{IMV_VERSION}"
+
 #: ImageManifestVuln severities, lowest to highest (IMV-COMPAT.md).
 SEVERITIES: tuple[str, ...] = ("Unknown", "Negligible", "Low", "Medium", "High", "Critical", "Defcon1")
 SEVERITY_RANK: dict[str, int] = {name: rank for rank, name in enumerate(SEVERITIES)}
