@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable
 
+from job.cluster import Cluster
 from job.desired import HASH_ANNOTATION, MANAGED_BY, SHRUNK_ANNOTATION, DesiredObject, DesiredState, KeptObject, \
     left_out_counts, pod_labels, with_pods
 from job.errors import Conflict, Invalid, KubeError, NotFound
@@ -80,7 +81,7 @@ def diff_text(key: str, before: str, after: str) -> str:
 
 
 class _Applier:
-    def __init__(self, state: DesiredState, kube: Any, settings: Settings, outcome: ApplyOutcome) -> None:
+    def __init__(self, state: DesiredState, kube: Cluster, settings: Settings, outcome: ApplyOutcome) -> None:
         self.state, self.kube, self.settings, self.outcome = state, kube, settings, outcome
         self.dry_run = settings.check
 
@@ -312,7 +313,7 @@ def plan(state: DesiredState, existing: list[dict[str, Any]], *, adopt: bool
     return tasks, outcome
 
 
-def _list_existing(kube: Any, state: DesiredState) -> list[dict[str, Any]]:
+def _list_existing(kube: Cluster, state: DesiredState) -> list[dict[str, Any]]:
     if state.scope is None:
         return kube.list_imv_metadata()
     items: list[dict[str, Any]] = []
@@ -327,7 +328,7 @@ def lease_name(settings: Settings, shard: tuple[int, int] | None) -> str:
     return settings.lease_name if shard is None else f"{settings.lease_name}-shard-{shard[0]}-of-{shard[1]}"
 
 
-def apply(state: DesiredState, kube: Any, settings: Settings, log: RunLog) -> ApplyOutcome:
+def apply(state: DesiredState, kube: Cluster, settings: Settings, log: RunLog) -> ApplyOutcome:
     """Live apply, guarded by a Lease (not needed for --check, which writes nothing)."""
     if settings.check:
         return _apply(state, kube, settings, log)
@@ -336,7 +337,7 @@ def apply(state: DesiredState, kube: Any, settings: Settings, log: RunLog) -> Ap
         return _apply(state, kube, settings, log)
 
 
-def _apply(state: DesiredState, kube: Any, settings: Settings, log: RunLog) -> ApplyOutcome:
+def _apply(state: DesiredState, kube: Cluster, settings: Settings, log: RunLog) -> ApplyOutcome:
     existing = _list_existing(kube, state)
     tasks, outcome = plan(state, existing, adopt=settings.adopt)
     outcome.dry_run = settings.check

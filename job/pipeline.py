@@ -12,6 +12,7 @@ from pathlib import Path
 
 from job import apply as apply_stage
 from job import codec, desired, feeds, metrics, notify, report, scan, shards, snapshot
+from job.cluster import Cluster
 from job.errors import ConfigError, ImvjobError
 from job.log import RunLog
 from job.model import ApplyOutcome, ImageRef, ScanResult, Snapshot
@@ -21,7 +22,7 @@ from job.triage import day_of, parse_sla
 EXIT_OK, EXIT_ERRORS = 0, 2
 
 
-def _kube(settings: Settings):
+def _kube(settings: Settings) -> Cluster:
     from job import kube
 
     return kube.connect(settings)
@@ -31,7 +32,7 @@ def _out(settings: Settings) -> Path:
     return settings.output_dir
 
 
-def take_snapshot(settings: Settings, log: RunLog, client=None) -> Snapshot:
+def take_snapshot(settings: Settings, log: RunLog, client: Cluster | None = None) -> Snapshot:
     log.task("snapshot")
     if settings.offline:
         snap = snapshot.load_pod_list(Path(settings.pods), settings)
@@ -47,7 +48,8 @@ def take_snapshot(settings: Settings, log: RunLog, client=None) -> Snapshot:
     return snap
 
 
-def run_scan_stage(snap: Snapshot, settings: Settings, log: RunLog, client=None) -> dict[ImageRef, ScanResult]:
+def run_scan_stage(snap: Snapshot, settings: Settings, log: RunLog, client: Cluster | None = None,
+                   ) -> dict[ImageRef, ScanResult]:
     log.task("scan")
     results = scan.scan(snap, settings, log, client=client)
     counts: dict[str, int] = {}
@@ -58,7 +60,7 @@ def run_scan_stage(snap: Snapshot, settings: Settings, log: RunLog, client=None)
 
 
 def run_apply_stage(snap: Snapshot, results: dict[ImageRef, ScanResult], settings: Settings, log: RunLog,
-                    client=None) -> ApplyOutcome:
+                    client: Cluster | None = None) -> ApplyOutcome:
     log.task("apply")
     now = dt.datetime.now(dt.timezone.utc)
     schema = None if settings.offline else client.imv_spec_schema()
@@ -146,7 +148,7 @@ def recap(snap: Snapshot, results: dict[ImageRef, ScanResult], outcome: ApplyOut
     return line, (EXIT_ERRORS if failed else EXIT_OK)
 
 
-def run_play(settings: Settings, log: RunLog, client=None) -> int:
+def run_play(settings: Settings, log: RunLog, client: Cluster | None = None) -> int:
     """The whole play. With --secscan-dir and a live cluster, saved registry answers stand in for the
     registries (a replay); with --pods too, nothing live is used at all."""
     try:
@@ -161,7 +163,7 @@ def run_play(settings: Settings, log: RunLog, client=None) -> int:
         gc.unfreeze()
 
 
-def _play(settings: Settings, log: RunLog, client) -> int:
+def _play(settings: Settings, log: RunLog, client: Cluster | None) -> int:
     # The snapshot and the scan results live until the end of the run: once built, the cyclic
     # garbage collector stops going through them (gc.freeze), so that each later collection
     # costs what the stage at hand allocates, not everything the run holds (hundreds of

@@ -6,9 +6,8 @@ secrets of the pods that run it); job.registries does the asking.
 from __future__ import annotations
 
 import os
-from typing import Any
-
 from job import registries
+from job.cluster import Cluster
 from job.desired import shard_index
 from job.errors import KubeError
 from job.log import RunLog
@@ -34,7 +33,7 @@ def scan_requests(snap: Snapshot, *, sa_pull_secrets: dict[tuple[str, str], tupl
     return [ScanRequest(ref, tuple(secrets[ref])) for ref in sorted(secrets)]
 
 
-def _service_account_secrets(client: Any, snap: Snapshot) -> dict[tuple[str, str], tuple[str, ...]]:
+def _service_account_secrets(client: Cluster, snap: Snapshot) -> dict[tuple[str, str], tuple[str, ...]]:
     """imagePullSecrets of the ServiceAccounts the pods run as, from one LIST (never a GET per pod)."""
     wanted = {(p.namespace, p.service_account) for p in snap.pods}
     namespaces = tuple(sorted({ns for ns, _ in wanted})) if snap.scope is not None else ()
@@ -49,7 +48,7 @@ def _service_account_secrets(client: Any, snap: Snapshot) -> dict[tuple[str, str
     return out
 
 
-def scan(snap: Snapshot, settings: Settings, log: RunLog, *, client: Any = None) -> dict[ImageRef, ScanResult]:
+def scan(snap: Snapshot, settings: Settings, log: RunLog, *, client: Cluster | None = None) -> dict[ImageRef, ScanResult]:
     sa_secrets: dict[tuple[str, str], tuple[str, ...]] = {}
     if client is not None and not settings.secscan_dir:
         try:

@@ -14,6 +14,7 @@ import reprlib
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+from job.cluster import Cluster
 from job.codec import decode_json, strings_only
 from job.errors import ConfigError
 from job.log import RunLog
@@ -627,7 +628,7 @@ def load_pod_list(path: Path, settings: Settings) -> Snapshot:
 # --- live ----------------------------------------------------------------------------------
 
 
-def take(client: Any, settings: Settings, log: RunLog) -> Snapshot:
+def take(client: Cluster, settings: Settings, log: RunLog) -> Snapshot:
     """Live: one paginated LIST of running pods (per selected namespace when --namespace is given),
     parsed page by page; the namespaces (for scope and owner routing); and the ReplicaSets/Jobs/
     ReplicationControllers the pods name (metadata only)."""
