@@ -4,7 +4,7 @@
     python docs/settings_table.py --config   # the commented config.yaml of cronjob.yaml's ConfigMap
     python docs/settings_table.py --update   # write both into docs/deploy.md and cronjob.yaml
 
-tests/deploy/test_docs.py checks that both places hold exactly what this prints.
+tests/deploy/test_deploy_docs.py checks that both places hold exactly what this prints.
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Desired state (pure): the exact ImageManifestVulns that should exist, as IMV-COMPAT.md says.
+"""Desired state (pure): the exact ImageManifestVulns that should exist, as docs/compatibility.md says.
 
 One object per (namespace where the image runs, manifest digest). Built from the snapshot and
 the scan results only; comparing with what exists is the apply stage's work.

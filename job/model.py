@@ -17,7 +17,7 @@ IMV_PLURAL = "imagemanifestvulns"
 IMV_KIND = "ImageManifestVuln"
 IMV_API_VERSION = f"{IMV_GROUP}/{IMV_VERSION}"
 
-#: ImageManifestVuln severities, lowest to highest (IMV-COMPAT.md).
+#: ImageManifestVuln severities, lowest to highest (docs/compatibility.md).
 SEVERITIES: tuple[str, ...] = ("Unknown", "Negligible", "Low", "Medium", "High", "Critical", "Defcon1")
 SEVERITY_RANK: dict[str, int] = {name: rank for rank, name in enumerate(SEVERITIES)}
 

@@ -1,4 +1,4 @@
-"""The desired ImageManifestVulns, rule by rule of IMV-COMPAT.md."""
+"""The desired ImageManifestVulns, rule by rule of docs/compatibility.md."""
 from __future__ import annotations
 
 import datetime as dt
