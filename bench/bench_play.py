@@ -156,15 +156,15 @@ def play_child(spec_file: str) -> None:
     play0 = time.perf_counter()
     # The stages as pipeline.run_play wires them (gc.freeze included).
     with stage("snapshot"):
-        snap = pipeline.take_snapshot(settings, log, client)
+        snap = pipeline.stage_snapshot(settings, log, client)
         gc.freeze()
     with stage("scan"):
-        results = pipeline.run_scan_stage(snap, settings, log, client)
+        results = pipeline.stage_scan(snap, settings, log, client)
         gc.freeze()
     with stage("apply"):
-        outcome = pipeline.run_apply_stage(snap, results, settings, log, client)
+        outcome = pipeline.stage_apply(snap, results, settings, log, client)
     with stage("report"):
-        ctx = pipeline.run_report_stage(snap, results, outcome, settings, log)
+        ctx = pipeline.stage_report(snap, results, outcome, settings, log)
     with stage("notify"):
         log.task("notify")
         sent = notify.notify(ctx, settings, log, out_dir=settings.output_dir)

@@ -137,8 +137,8 @@ def cli() -> None:
     """
 
 
-#: Subcommands: the whole play, and each stage on its own (name, stage function in job.pipeline, help).
-STAGES = (
+#: Subcommands: the whole play, and each stage on its own (name, command function in job.pipeline, help).
+COMMANDS = (
     ("run", "run_play", "The whole play: snapshot, scan, apply, report, notify."),
     ("snapshot", "run_snapshot", "List running pods into OUTPUT/snapshot.json."),
     ("scan", "run_scan", "Ask the registries about OUTPUT/snapshot.json's manifests; writes OUTPUT/scan.json."),
@@ -149,7 +149,7 @@ STAGES = (
 )
 
 
-def _stage_command(name: str, function: str, help_text: str) -> click.Command:
+def _command(name: str, function: str, help_text: str) -> click.Command:
     def command(**kwargs: Any) -> None:
         from job import pipeline  # imported on use: `--help` stays fast
 
@@ -159,8 +159,8 @@ def _stage_command(name: str, function: str, help_text: str) -> click.Command:
     return cli.command(name=name, help=help_text)(_setting_options(command))
 
 
-for _name, _function, _help in STAGES:
-    _stage_command(_name, _function, _help)
+for _name, _function, _help in COMMANDS:
+    _command(_name, _function, _help)
 
 
 def main() -> None:

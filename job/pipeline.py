@@ -1,7 +1,14 @@
 """The play: snapshot → scan → desired → apply → report → notify.
 
 Each stage also runs on its own, reading and writing the stage files in OUTPUT, so that a run
-can be replayed or debugged stage by stage. This module only wires stages together.
+can be replayed or debugged stage by stage. This module only wires stages together, in two
+families of functions:
+
+- `stage_snapshot`, `stage_scan`, `stage_apply`, `stage_report`: one stage each, data in and
+  data out, named after the stages;
+- `run_play`, `run_snapshot`, `run_scan`, `run_apply`, `run_report`, `run_notify`, `run_merge`:
+  one `imvjob` command each (`run_play` is `imvjob run`), named after the commands; they read
+  and write the stage files and return the exit status.
 """
 from __future__ import annotations
 
@@ -32,7 +39,10 @@ def _out(settings: Settings) -> Path:
     return settings.output_dir
 
 
-def take_snapshot(settings: Settings, log: RunLog, client: Cluster | None = None) -> Snapshot:
+# --- the stages: data in, data out ------------------------------------------------------
+
+
+def stage_snapshot(settings: Settings, log: RunLog, client: Cluster | None = None) -> Snapshot:
     log.task("snapshot")
     if settings.offline:
         snap = snapshot.load_pod_list(Path(settings.pods), settings)
@@ -48,8 +58,8 @@ def take_snapshot(settings: Settings, log: RunLog, client: Cluster | None = None
     return snap
 
 
-def run_scan_stage(snap: Snapshot, settings: Settings, log: RunLog, client: Cluster | None = None,
-                   ) -> dict[ImageRef, ScanResult]:
+def stage_scan(snap: Snapshot, settings: Settings, log: RunLog, client: Cluster | None = None,
+               ) -> dict[ImageRef, ScanResult]:
     log.task("scan")
     results = scan.scan(snap, settings, log, client=client)
     counts: dict[str, int] = {}
@@ -59,8 +69,8 @@ def run_scan_stage(snap: Snapshot, settings: Settings, log: RunLog, client: Clus
     return results
 
 
-def run_apply_stage(snap: Snapshot, results: dict[ImageRef, ScanResult], settings: Settings, log: RunLog,
-                    client: Cluster | None = None) -> ApplyOutcome:
+def stage_apply(snap: Snapshot, results: dict[ImageRef, ScanResult], settings: Settings, log: RunLog,
+                client: Cluster | None = None) -> ApplyOutcome:
     log.task("apply")
     now = dt.datetime.now(dt.timezone.utc)
     schema = None if settings.offline else client.imv_spec_schema()
@@ -83,8 +93,8 @@ def run_apply_stage(snap: Snapshot, results: dict[ImageRef, ScanResult], setting
     return outcome
 
 
-def run_report_stage(snap: Snapshot, results: dict[ImageRef, ScanResult], outcome: ApplyOutcome | None,
-                     settings: Settings, log: RunLog):
+def stage_report(snap: Snapshot, results: dict[ImageRef, ScanResult], outcome: ApplyOutcome | None,
+                 settings: Settings, log: RunLog):
     log.task("report")
     out = _out(settings)
     previous = report.load_previous(Path(settings.previous) if settings.previous else out, current=snap, log=log)
@@ -148,6 +158,9 @@ def recap(snap: Snapshot, results: dict[ImageRef, ScanResult], outcome: ApplyOut
     return line, (EXIT_ERRORS if failed else EXIT_OK)
 
 
+# --- the commands: `imvjob run` ------------------------------------------------------------
+
+
 def run_play(settings: Settings, log: RunLog, client: Cluster | None = None) -> int:
     """The whole play. With --secscan-dir and a live cluster, saved registry answers stand in for the
     registries (a replay); with --pods too, nothing live is used at all."""
@@ -168,17 +181,17 @@ def _play(settings: Settings, log: RunLog, client: Cluster | None) -> int:
     # garbage collector stops going through them (gc.freeze), so that each later collection
     # costs what the stage at hand allocates, not everything the run holds (hundreds of
     # thousands of objects on a large cluster). Refcounting frees them as usual.
-    snap = take_snapshot(settings, log, client)
+    snap = stage_snapshot(settings, log, client)
     gc.freeze()
-    results = run_scan_stage(snap, settings, log, client)
+    results = stage_scan(snap, settings, log, client)
     gc.freeze()
-    outcome = run_apply_stage(snap, results, settings, log, client)
+    outcome = stage_apply(snap, results, settings, log, client)
     shard = shard_of(settings)
     if shard is not None:
         return _finish_shard(snap, results, outcome, settings, log, shard)
     # Before the report (the run's peak of memory), what `imvjob report` / `notify` replay it from.
     codec.write_replay(_out(settings), snap=snap, results=results, outcome=outcome)
-    ctx = run_report_stage(snap, results, outcome, settings, log)
+    ctx = stage_report(snap, results, outcome, settings, log)
     log.task("notify")
     sent = notify.notify(ctx, settings, log, out_dir=_out(settings))
     play = recap(snap, results, outcome, sent.failed)[1]
@@ -235,7 +248,7 @@ def _merge(settings: Settings, log: RunLog) -> int:
     run = merged.markers[0].run_id if merged.markers else ""
     log.info(f"{len(merged.markers)} shards of run {run or '?'}: {len(merged.snapshot.pods)} pods, "
              f"{len(merged.results)} manifests")
-    ctx = run_report_stage(merged.snapshot, merged.results, merged.outcome, settings, log)
+    ctx = stage_report(merged.snapshot, merged.results, merged.outcome, settings, log)
     log.task("notify")
     sent = notify.notify(ctx, settings, log, out_dir=_out(settings))
     play = recap(merged.snapshot, merged.results, merged.outcome, sent.failed)[1]
@@ -250,12 +263,12 @@ def run_merge(settings: Settings, log: RunLog) -> int:
     return _merge(settings, log)
 
 
-# --- stages on their own, through the stage files ---------------------------------------
+# --- the commands of the stages on their own, through the stage files ----------------------
 
 
 def run_snapshot(settings: Settings, log: RunLog) -> int:
     client = None if settings.offline else _kube(settings)
-    snap = take_snapshot(settings, log, client)
+    snap = stage_snapshot(settings, log, client)
     codec.write_json(_out(settings) / codec.SNAPSHOT_FILE, codec.snapshot_to_doc(snap))
     log.info(f"wrote {_out(settings) / codec.SNAPSHOT_FILE}")
     return EXIT_OK
@@ -272,7 +285,7 @@ def _load_results(settings: Settings) -> dict[ImageRef, ScanResult]:
 def run_scan(settings: Settings, log: RunLog) -> int:
     snap = _load_snapshot(settings)
     client = None if (settings.offline or snap.source != "cluster") else _kube(settings)
-    results = run_scan_stage(snap, settings, log, client)
+    results = stage_scan(snap, settings, log, client)
     codec.write_json(_out(settings) / codec.SCAN_FILE, codec.results_to_doc(results))
     log.info(f"wrote {_out(settings) / codec.SCAN_FILE}")
     return EXIT_ERRORS if any(r.state.is_job_error for r in results.values()) else EXIT_OK
@@ -281,7 +294,7 @@ def run_scan(settings: Settings, log: RunLog) -> int:
 def run_apply(settings: Settings, log: RunLog) -> int:
     snap, results = _load_snapshot(settings), _load_results(settings)
     client = None if settings.offline else _kube(settings)
-    outcome = run_apply_stage(snap, results, settings, log, client)
+    outcome = stage_apply(snap, results, settings, log, client)
     codec.write_json(_out(settings) / codec.APPLY_FILE, codec.outcome_to_doc(outcome))
     line, code = recap(snap, results, outcome)
     log.recap(line)
@@ -295,7 +308,7 @@ def _load_outcome(settings: Settings) -> ApplyOutcome | None:
 
 def run_report(settings: Settings, log: RunLog) -> int:
     snap, results = _load_snapshot(settings), _load_results(settings)
-    run_report_stage(snap, results, _load_outcome(settings), settings, log)
+    stage_report(snap, results, _load_outcome(settings), settings, log)
     return EXIT_OK
 
 
