@@ -94,7 +94,7 @@ def _check_at_start(settings: Settings) -> None:
     an exceptions file with a bad entry."""
     from job.accepted import read_exceptions
     from job.pipeline import sla_policy
-    from job.snapshot import parse_selector
+    from job.labels import parse_selector
 
     if settings.selector:
         parse_selector(settings.selector)

@@ -18,6 +18,7 @@ from job.cluster import Cluster
 from job.codec import decode_json, strings_only
 from job.errors import ConfigError
 from job.image_refs import ImageParseError, resolve_image
+from job.labels import matches, parse_selector
 from job.log import RunLog
 from job.memory import gc_paused
 from job.model import Container, ContainerKind, ImageRef, Namespace, Pod, Problem, Snapshot, Workload
@@ -363,119 +364,6 @@ def _now() -> str:
 # --- offline input -------------------------------------------------------------------------
 
 
-_SELECTOR_TOKEN = re.compile(r"\s*(!=|==|[=!(),<>]|[^\s=!(),<>]+)")
-_LABEL_NAME = re.compile(r"^[A-Za-z0-9](?:[-A-Za-z0-9_.]*[A-Za-z0-9])?$")
-_LABEL_PREFIX = re.compile(r"^[a-z0-9](?:[-a-z0-9]*[a-z0-9])?(?:\.[a-z0-9](?:[-a-z0-9]*[a-z0-9])?)*$")
-_OPERATORS = ("=", "==", "!=", "in", "notin", ">", "<")
-#: One requirement of a label selector: (key, operator, values); operators as above, plus
-#: "exists" (`key`) and "!" (`!key`).
-Requirement = tuple[str, str, tuple[str, ...]]
-
-
-def parse_selector(selector: str) -> list[Requirement]:
-    """A label selector, checked as the API server checks it (equality, !=, in, notin, exists,
-    !exists, > and < on integers; keys and values of label syntax): ConfigError when it is not one,
-    rather than a selector that silently selects nothing."""
-    tokens = _SELECTOR_TOKEN.findall(selector)
-    if "".join(tokens) != "".join(selector.split()) or (tokens and not selector.strip()):
-        raise ConfigError(f"--selector {selector!r}: not a label selector")
-    out: list[Requirement] = []
-    pos = 0
-
-    def fail(reason: str) -> ConfigError:
-        return ConfigError(f"--selector {selector!r}: {reason}")
-
-    def take() -> str:
-        nonlocal pos
-        pos += 1
-        return tokens[pos - 1] if pos <= len(tokens) else ""
-
-    def peek() -> str:
-        return tokens[pos] if pos < len(tokens) else ""
-
-    while tokens:
-        negate = peek() == "!"
-        if negate:
-            take()
-        key = take()
-        _check_label_key(key, fail)
-        if negate:
-            out.append((key, "!", ()))
-        elif peek() in ("", ","):
-            out.append((key, "exists", ()))
-        else:
-            op = take()
-            if op not in _OPERATORS:
-                raise fail(f"{op!r} after {key!r} is not an operator ({', '.join(_OPERATORS)})")
-            if op in ("in", "notin"):
-                if take() != "(":
-                    raise fail(f"'{op}' needs a list of values in parentheses")
-                values: list[str] = []
-                sep = take() if peek() == ")" else ","  # () is an empty set
-                while sep == ",":
-                    value = "" if peek() in (",", ")") else take()
-                    values.append(_check_label_value(value, fail))
-                    sep = take()
-                if sep != ")":
-                    raise fail(f"expected ',' or ')' in the values of {key!r}")
-                out.append((key, op, tuple(values)))
-            else:
-                value = "" if peek() in ("", ",") else take()
-                if op in (">", "<") and not re.fullmatch(r"-?[0-9]+", value):
-                    raise fail(f"'{key} {op}' needs an integer")
-                out.append((key, op, (_check_label_value(value, fail),)))
-        sep = take()
-        if sep == "":
-            break
-        if sep != "," or peek() == "":
-            raise fail(f"expected ',' and another requirement, found {sep!r}")
-    return out
-
-
-def _check_label_key(key: str, fail: Any) -> None:
-    prefix, _, name = key.rpartition("/")
-    if not key or key in "=!(),<>" or not _LABEL_NAME.match(name) or len(name) > 63 or (
-            "/" in key and (not _LABEL_PREFIX.match(prefix) or len(prefix) > 253)):
-        raise fail(f"{key!r} is not a label key")
-
-
-def _check_label_value(value: str, fail: Any) -> str:
-    if value and (len(value) > 63 or not _LABEL_NAME.match(value)):
-        raise fail(f"{value!r} is not a label value")
-    return value
-
-
-def _matches(labels: Mapping[str, str], requirements: Iterable[Requirement]) -> bool:
-    for key, op, values in requirements:
-        value = labels.get(key)
-        if op == "exists":
-            ok = value is not None
-        elif op == "!":
-            ok = value is None
-        elif op in ("=", "=="):
-            ok = value == values[0]
-        elif op == "!=":
-            ok = value != values[0]
-        elif op == "in":
-            ok = value is not None and value in values
-        elif op == "notin":
-            ok = value not in values
-        else:  # > and <: on integers, as the API server compares them
-            try:
-                number = int(value) if value is not None else None
-            except ValueError:
-                number = None
-            ok = number is not None and (number > int(values[0]) if op == ">" else number < int(values[0]))
-        if not ok:
-            return False
-    return True
-
-
-def _matches_selector(labels: Mapping[str, str], selector: str) -> bool:
-    """Equality- and set-based label selectors, as `kubectl -l` takes them."""
-    return _matches(labels, parse_selector(selector))
-
-
 def _labels_of(pod: Any) -> dict[str, str] | None:
     """A pod's labels, or None when they (or the pod) are not of the shape the API server gives."""
     meta = pod.get("metadata") if isinstance(pod, dict) else None
@@ -537,7 +425,7 @@ def load_pod_list(path: Path, settings: Settings) -> Snapshot:
                 namespaces[namespace.name] = namespace
     if requirements is not None:
         # A pod whose labels cannot be read is kept for parse_pod, which lists it as a problem.
-        pods = [p for p in pods if _labels_of(p) is None or _matches(_labels_of(p), requirements)]
+        pods = [p for p in pods if _labels_of(p) is None or matches(_labels_of(p), requirements)]
     snap = build_snapshot(pods, settings=settings, owners=owner_index(others, problems), namespaces={},
                           cluster=settings.cluster_name or "offline", source=str(path), pages=1,
                           problems=problems)

@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 from job.cli import cli
 from job.errors import ConfigError
-from job.snapshot import parse_selector
+from job.labels import parse_selector
 
 pytestmark = pytest.mark.fault
 

@@ -470,7 +470,7 @@ def test_the_selector_is_checked_as_the_api_server_would(tmp_path: Path, selecto
 
 
 def test_the_selector_still_selects(tmp_path: Path) -> None:
-    from job.snapshot import _matches_selector
+    from job.labels import matches_selector as _matches_selector
 
     labels = {"app": "web", "tier": "front", "n": "3"}
     assert _matches_selector(labels, "app=web,tier in (front, back)")
