@@ -8,9 +8,7 @@ the run's findings name are kept.
 from __future__ import annotations
 
 import io
-import os
 import re
-import stat
 import time
 import urllib.request
 import zlib
@@ -19,6 +17,7 @@ from urllib.parse import urlsplit
 
 import orjson
 
+from job.files import NotRegularFile, TooLarge, read_regular
 from job.model import ScanResult
 from job.triage import Feeds, FeedStatus, KevEntry, day_of, iso_day, wanted_cves
 
@@ -133,19 +132,13 @@ def read_source(source: str, *, max_bytes: int, deadline: float = FETCH_DEADLINE
 
 def _read_file(path: str, *, max_bytes: int) -> bytes:
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # never waits on a FIFO
-        with os.fdopen(fd, "rb") as fh:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                raise FeedError("missing", f"{path} is not a regular file")
-            # Sized by the file, not the cap: a 64 MiB buffer for a 10 MB file is 54 MiB of nothing.
-            data = fh.read(min(max_bytes, os.fstat(fd).st_size) + 1)
-            if len(data) > os.fstat(fd).st_size:  # grew while read: the cap still holds
-                data += fh.read(max_bytes + 1 - len(data))
+        return read_regular(path, max_bytes=max_bytes)
+    except NotRegularFile as exc:
+        raise FeedError("missing", f"{path} is not a regular file") from exc
+    except TooLarge as exc:
+        raise FeedError("malformed", f"larger than {max_bytes >> 20} MiB") from exc
     except OSError as exc:
         raise FeedError("missing", f"cannot read {path}: {exc.strerror}") from exc
-    if len(data) > max_bytes:
-        raise FeedError("malformed", f"larger than {max_bytes >> 20} MiB")
-    return data
 
 
 def _fetch(url: str, *, max_bytes: int, deadline: float, ssl_context) -> bytes:

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from job.errors import ConfigError
+from job.files import NotRegularFile, TooLarge, read_regular
 
 
 def _opt(default: Any, help: str, *, group: str, choices: tuple[str, ...] = (), multiple: bool = False,
@@ -290,15 +290,13 @@ def read_small_file(path: str, *, limit: int, what: str) -> str:
     """The UTF-8 text of a regular file of at most `limit` bytes; anything else is a ConfigError
     naming it (a FIFO would hang the run, /dev/zero fill its memory)."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # never waits on a FIFO
-        with os.fdopen(fd, "rb") as fh:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                raise ConfigError(f"{what} {path} is not a regular file")
-            data = fh.read(limit + 1)
+        data = read_regular(path, max_bytes=limit)
+    except NotRegularFile as exc:
+        raise ConfigError(f"{what} {path} is not a regular file") from exc
+    except TooLarge as exc:
+        raise ConfigError(f"{what} {path} is too large (over {limit >> 10} KiB)") from exc
     except OSError as exc:
         raise ConfigError(f"cannot read {what} {path}: {exc.strerror}") from exc
-    if len(data) > limit:
-        raise ConfigError(f"{what} {path} is too large (over {limit >> 10} KiB)")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -7,11 +7,10 @@ regular file.
 """
 from __future__ import annotations
 
-import os
-import stat
 from pathlib import Path
 from typing import Sequence
 
+from job import files
 from job.codec import decode_json
 from job.errors import ConfigError
 from job.log import RunLog
@@ -22,10 +21,6 @@ from job.registries.refs import ref_problem
 BACKEND = "offline"
 
 
-_KINDS = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
-          (stat.S_ISDIR, "a folder"), (stat.S_ISSOCK, "a socket"))
-
-
 class NotReadable(Exception):
     pass
 
@@ -33,26 +28,12 @@ class NotReadable(Exception):
 def read_regular(path: Path, *, max_bytes: int) -> bytes:
     """The bytes of a regular file of at most max_bytes. I/O. Raises FileNotFoundError,
     NotReadable (with the reason) or OSError."""
-    # O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer.
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     try:
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            kind = next((words for test, words in _KINDS if test(mode)), "something else")
-            raise NotReadable(f"{path} is not a regular file ({kind})")
-        os.set_blocking(fd, True)
-        chunks, size = [], 0
-        while size <= max_bytes:  # one byte past the cap tells a file too big
-            chunk = os.read(fd, min(1 << 20, max_bytes + 1 - size))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            size += len(chunk)
-        if size > max_bytes:
-            raise NotReadable(f"{path} is larger than {max_bytes // (1024 * 1024)} MiB (--max-response-mb)")
-        return b"".join(chunks)
-    finally:
-        os.close(fd)
+        return files.read_regular(path, max_bytes=max_bytes)
+    except files.NotRegularFile as exc:
+        raise NotReadable(f"{path} is not a regular file ({exc.kind})") from exc
+    except files.TooLarge as exc:
+        raise NotReadable(f"{path} is larger than {max_bytes // (1024 * 1024)} MiB (--max-response-mb)") from exc
 
 
 def read_report(*, directory: Path, ref: ImageRef, reader: Reader | None = None,
