@@ -78,6 +78,11 @@ class DesiredState:
     listed: frozenset[str] | None = None
     #: Pods, namespaces and "*" the run saw but could not read in full (Snapshot.unsure).
     unsure: frozenset[str] = frozenset()
+    #: The namespaces of `unsure`, derived once: narrowed() is asked for every existing object.
+    unsure_namespaces: frozenset[str] = field(init=False, default=frozenset())
+
+    def __post_init__(self) -> None:
+        self.unsure_namespaces = frozenset(u.partition("/")[0] for u in self.unsure)
 
     def sees(self, pod_key: str) -> bool:
         """Whether the run knows for sure what this pod ("ns/pod") runs: only then may an object drop it
@@ -85,14 +90,12 @@ class DesiredState:
         be read, may still run anything."""
         if self.unsure and ("*" in self.unsure or pod_key in self.unsure
                             or pod_key.partition("/")[0] in self.unsure):
-            return False
+            return False  # the pod itself, its namespace (an item without a name), or all
         return self.listed is None or pod_key in self.listed
 
     def narrowed(self, namespace: str) -> bool:
         """Whether some pods of the namespace may run manifests the run does not know of."""
-        if self.listed is not None or "*" in self.unsure:
-            return True
-        return any(u == namespace or u.startswith(namespace + "/") for u in self.unsure)
+        return self.listed is not None or "*" in self.unsure or namespace in self.unsure_namespaces
 
     def owns(self, namespace: str, name: str) -> bool:
         """Whether an existing object is this run's to update or delete."""
