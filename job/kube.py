@@ -253,10 +253,14 @@ class Kube:
                                verb="get-crd")
         except KubeError:
             return None
-        for version in (crd.get("spec") or {}).get("versions") or []:
-            if isinstance(version, dict) and version.get("name") == IMV_VERSION:
-                schema = ((version.get("schema") or {}).get("openAPIV3Schema") or {}).get("properties") or {}
-                return schema.get("spec") if isinstance(schema.get("spec"), dict) else None
+        def field(doc: Any, key: str) -> Any:  # what the server sent may be of any shape
+            return doc.get(key) if isinstance(doc, dict) else None
+
+        versions = field(field(crd, "spec"), "versions")
+        for version in versions if isinstance(versions, list) else []:
+            if field(version, "name") == IMV_VERSION:
+                spec = field(field(field(field(version, "schema"), "openAPIV3Schema"), "properties"), "spec")
+                return spec if isinstance(spec, dict) else None
         return None
 
     def get_imv(self, namespace: str, name: str) -> dict:

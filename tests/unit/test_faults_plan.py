@@ -115,3 +115,20 @@ def test_specs_are_built_as_the_installed_crd_stores_them() -> None:
     state = desired_state(snap(pod("a", "p", REF1)), {REF1: ScanResult(REF1, ScanState.SCANNED, REPORT)}, now=NOW,
                           spec_schema=schema)
     assert "versionformat" not in next(iter(state.objects.values())).spec["features"][0]
+
+
+@pytest.mark.parametrize("answer", ["x", [], {"spec": "x"}, {"spec": {"versions": "x"}},
+                                    {"spec": {"versions": [1, {"name": "v1alpha1", "schema": []}]}},
+                                    {"spec": {"versions": [{"name": "v1alpha1", "schema": {
+                                        "openAPIV3Schema": {"properties": {"spec": 3}}}}]}}])
+def test_a_crd_of_any_shape_reads_as_no_schema(answer) -> None:
+    from job.kube import Kube
+
+    class Answering(Kube):
+        def __init__(self) -> None:  # no connection: the answer is given
+            pass
+
+        def request(self, *args, **kwargs):
+            return answer
+
+    assert Answering().imv_spec_schema() is None
