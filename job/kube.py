@@ -239,8 +239,14 @@ class Kube:
         out: list[dict] = []
         for page in self.list_pages(self.imv_path(namespace), page_size=page_size, accept=_METADATA_ONLY):
             for item in page:
-                meta = item.get("metadata") or {}
+                meta = item.get("metadata") if isinstance(item, dict) else None
+                if not isinstance(meta, dict) or not all(isinstance(meta.get(k), str) and meta[k]
+                                                         for k in ("name", "namespace")):
+                    continue  # what cannot be named is never written to nor deleted
                 kept = {k: meta[k] for k in _IMV_METADATA if k in meta}
+                for key in ("labels", "annotations"):
+                    if key in kept:
+                        kept[key] = strings_only(kept[key])[0]
                 kept["writers"] = writers(meta.get("managedFields"))
                 out.append({"metadata": kept})
         return out

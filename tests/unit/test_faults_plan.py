@@ -132,3 +132,26 @@ def test_a_crd_of_any_shape_reads_as_no_schema(answer) -> None:
             return answer
 
     assert Answering().imv_spec_schema() is None
+
+
+def test_listed_objects_of_any_shape_are_passed_over_or_typed() -> None:
+    from job.kube import Kube
+
+    page = ["x", {"metadata": "x"}, {"metadata": {"name": 3, "namespace": "a"}}, {"metadata": {"name": "n"}},
+            {"metadata": {"name": "n", "namespace": "a", "labels": ["x"], "annotations": {"k": 1, "ok": "v"},
+                          "managedFields": "x"}}]
+
+    class Listing(Kube):
+        def __init__(self) -> None:
+            pass
+
+        def list_pages(self, *args, **kwargs):
+            yield page
+
+    [only] = Listing().list_imv_metadata()
+    meta = only["metadata"]
+    assert (meta["name"], meta["labels"], meta["annotations"]) == ("n", {}, {"ok": "v"})
+    # And the plan reads it without a crash: not ours, so it is left alone.
+    state = _state(pod("a", "p", REF1))
+    _, outcome = plan(state, [only], adopt=False)
+    assert outcome.unmanaged == ["a/n"]
