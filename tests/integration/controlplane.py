@@ -85,6 +85,22 @@ def has_binaries(folder: Path) -> bool:
     return all(os.access(folder / name, os.X_OK) for name in BINARIES)
 
 
+def run_build_script(script: Path) -> str:
+    """Run a build script of tests/ that prints what it built: its stderr carries the build's
+    progress, passed through, and its end is kept for the reason when it fails."""
+    proc = subprocess.Popen(["bash", str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None and proc.stdout is not None
+    tail: deque[str] = deque(maxlen=15)
+    for line in proc.stderr:
+        sys.stderr.write(line)
+        tail.append(line.rstrip())
+    printed = proc.stdout.read().strip()
+    if proc.wait() != 0:
+        name = script.relative_to(REPO_ROOT)
+        raise ControlPlaneUnavailable(f"{name} failed with exit code {proc.returncode}:\n" + "\n".join(tail))
+    return printed
+
+
 def find_binaries() -> Path:
     """The folder holding kube-apiserver and etcd: KUBEBUILDER_ASSETS when set, else the cache
     folder that build.sh prints (building there, with progress on stderr, on a cold machine)."""
@@ -97,24 +113,7 @@ def find_binaries() -> Path:
         )
     if not shutil.which("bash"):
         raise ControlPlaneUnavailable("bash is needed to run tests/controlplane/build.sh")
-    # stderr carries the build's progress: pass it through and keep its end for the reason.
-    proc = subprocess.Popen(
-        ["bash", str(BUILD_SCRIPT)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stderr is not None and proc.stdout is not None
-    tail: deque[str] = deque(maxlen=15)
-    for line in proc.stderr:
-        sys.stderr.write(line)
-        tail.append(line.rstrip())
-    folder = proc.stdout.read().strip()
-    if proc.wait() != 0:
-        raise ControlPlaneUnavailable(
-            f"tests/controlplane/build.sh failed with exit code {proc.returncode}:\n"
-            + "\n".join(tail)
-        )
+    folder = run_build_script(BUILD_SCRIPT)
     if not folder or not has_binaries(Path(folder)):
         raise ControlPlaneUnavailable(f"tests/controlplane/build.sh printed {folder!r}, "
                                       "which does not hold both binaries")

@@ -10,30 +10,20 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
-from collections import deque
 from pathlib import Path
 from typing import Callable
 
-from controlplane import REPO_ROOT, ControlPlaneUnavailable, _die_with_parent, _tail
+from controlplane import REPO_ROOT, ControlPlaneUnavailable, _die_with_parent, _tail, run_build_script
 
 BUILD_SCRIPT = REPO_ROOT / "tests" / "cso" / "build.sh"
 
 
 def find_labeller() -> Path:
     """The security-labeller binary (built on first use, progress on stderr)."""
-    proc = subprocess.Popen(["bash", str(BUILD_SCRIPT)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    assert proc.stdout is not None and proc.stderr is not None
-    tail: deque[str] = deque(maxlen=15)
-    for line in proc.stderr:
-        sys.stderr.write(line)
-        tail.append(line.rstrip())
-    path = proc.stdout.read().strip()
-    if proc.wait() != 0 or not path or not os.access(path, os.X_OK):
-        raise ControlPlaneUnavailable("tests/cso/build.sh could not build CSO's security-labeller:\n"
-                                      + "\n".join(tail))
+    path = run_build_script(BUILD_SCRIPT)
+    if not path or not os.access(path, os.X_OK):
+        raise ControlPlaneUnavailable(f"tests/cso/build.sh printed {path!r}, which is not CSO's security-labeller")
     return Path(path)
 
 
