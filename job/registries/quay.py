@@ -7,7 +7,8 @@ secscan-dir path uses it too). I/O: `QuayBackend`, one GET per manifest.
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 from urllib.parse import quote, urlsplit
 
 import orjson
@@ -16,6 +17,7 @@ from job.memory import gc_paused
 from job.model import (Feature, ImageRef, ScanRequest, ScanResult, ScanState, Vulnerability, VulnReport,
                        normalize_severity)
 from job.registries.auth import AuthFlow
+from job.registries.backend import UnexpectedShape
 from job.registries.credentials import Credential
 from job.registries.failures import ScanFailure, excerpt
 from job.registries.http import HttpClient, RetryBudget
@@ -33,10 +35,6 @@ _STATUS_STATES = {
     "unsupported": (ScanState.UNSUPPORTED, "the registry's scanner does not support this manifest"),
     "manifest_layer_too_large": (ScanState.UNSUPPORTED, "manifest layer too large"),
 }
-
-
-class Shape(ValueError):
-    """A document that is JSON but not of the expected shape; the message names where."""
 
 
 # --- discovery ---------------------------------------------------------------------------
@@ -78,7 +76,7 @@ def _text(doc: dict, key: str, where: str) -> str:
     if value is None:
         return ""
     if not isinstance(value, str):
-        raise Shape(f"{where}.{key} is not a string")
+        raise UnexpectedShape(f"{where}.{key} is not a string")
     return value
 
 
@@ -87,7 +85,7 @@ def _list(doc: dict, key: str, where: str) -> list:
     if value is None:
         return []
     if not isinstance(value, list):
-        raise Shape(f"{where}.{key} is not a list")
+        raise UnexpectedShape(f"{where}.{key} is not a list")
     return value
 
 
@@ -186,10 +184,10 @@ def _advisory_key(doc: Any) -> tuple | None:
 
 def _vulnerability(doc: Any, where: str) -> Vulnerability:
     if not isinstance(doc, dict):
-        raise Shape(f"{where} is not an object")
+        raise UnexpectedShape(f"{where} is not an object")
     metadata = doc.get("Metadata")
     if metadata is not None and not isinstance(metadata, dict):
-        raise Shape(f"{where}.Metadata is not an object")
+        raise UnexpectedShape(f"{where}.Metadata is not an object")
     score, vector = _cvss(metadata)
     return Vulnerability(
         name=_text(doc, "Name", where),
@@ -207,10 +205,10 @@ def _vulnerability(doc: Any, where: str) -> Vulnerability:
 def _feature(doc: Any, where: str, reader: Reader | None = None,
              vulnerabilities: tuple[Vulnerability, ...] | None = None) -> Feature:
     if not isinstance(doc, dict):
-        raise Shape(f"{where} is not an object")
+        raise UnexpectedShape(f"{where} is not an object")
     name = _text(doc, "Name", where)
     if not name:
-        raise Shape(f"{where} has no Name")
+        raise UnexpectedShape(f"{where} has no Name")
     vulns = _list(doc, "Vulnerabilities", where)
     return Feature(
         name=name,
@@ -228,14 +226,14 @@ def _feature(doc: Any, where: str, reader: Reader | None = None,
 
 
 def parse_layer(data: Any, reader: Reader | None = None) -> VulnReport:
-    """A report from the `data` part ({"Layer": …}) of a scanned response. Raises Shape."""
+    """A report from the `data` part ({"Layer": …}) of a scanned response. Raises UnexpectedShape."""
     if not isinstance(data, dict) or not isinstance(data.get("Layer"), dict):
-        raise Shape("data has no Layer object")
+        raise UnexpectedShape("data has no Layer object")
     layer = data["Layer"]
     # Quay sends "Features": [] for an image without packages; without the list, nothing says
     # the image is clean.
     if layer.get("Features") is None:
-        raise Shape("Layer has no Features list")
+        raise UnexpectedShape("Layer has no Features list")
     features = _list(layer, "Features", "Layer")
     return VulnReport(
         namespace_name=_text(layer, "NamespaceName", "Layer"),
@@ -258,7 +256,7 @@ def parse_security_response(doc: Any, reader: Reader | None = None) -> tuple[Sca
             return ScanState.ERROR, None, "status scanned but the document has no data"
         try:
             return ScanState.SCANNED, parse_layer(doc["data"], reader), ""
-        except Shape as exc:
+        except UnexpectedShape as exc:
             return ScanState.ERROR, None, f"malformed security document: {exc}"
     if status in _STATUS_STATES:
         state, detail = _STATUS_STATES[status]
@@ -269,17 +267,17 @@ def parse_security_response(doc: Any, reader: Reader | None = None) -> tuple[Sca
 # --- I/O ------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
 class QuayBackend:
-    name = "quay"
+    """A Backend: the manifest security API of one Quay host, at the discovered path template."""
 
-    def __init__(self, *, auth: AuthFlow, scheme: str, host: str, template: str,
-                 token: Credential | None, reader: Reader | None = None) -> None:
-        self.reader = reader
-        self.auth = auth
-        self.scheme = scheme
-        self.host = host
-        self.template = template
-        self.token = token
+    name: ClassVar[str] = "quay"
+    auth: AuthFlow
+    scheme: str
+    host: str
+    template: str
+    token: Credential | None
+    reader: Reader | None = None
 
     def scan(self, request: ScanRequest, *, budget: RetryBudget) -> ScanResult:
         ref = request.ref
