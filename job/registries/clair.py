@@ -23,6 +23,7 @@ from jwt.warnings import InsecureKeyLengthWarning
 from job.errors import ConfigError
 from job.model import (Feature, ScanRequest, ScanResult, ScanState, Vulnerability, VulnReport, normalize_severity,
                        severity_from_cvss)
+from job.registries.backend import UnexpectedShape
 from job.registries.distribution import RegistryV2
 from job.registries.failures import BadResponse, ScanFailure, Unauthorized, excerpt
 from job.registries.http import HttpClient, Reply, RetryBudget
@@ -39,10 +40,6 @@ _CVE = re.compile(r"CVE-\d{4}-\d{4,7}")
 
 # The key is whatever Clair is configured with; a warning per run about its length helps no one.
 warnings.filterwarnings("ignore", category=InsecureKeyLengthWarning)
-
-
-class Shape(ValueError):
-    pass
 
 
 # --- pure: the report ---------------------------------------------------------------------
@@ -70,7 +67,7 @@ def _map(doc: dict, key: str) -> dict:
     if value is None:
         return {}
     if not isinstance(value, dict):
-        raise Shape(f"{key} is not an object")
+        raise UnexpectedShape(f"{key} is not an object")
     return value
 
 
@@ -142,13 +139,13 @@ def _vulnerability(vuln: dict, score: tuple[float, str] | None) -> Vulnerability
 
 
 def report_from_clair(report: Any) -> VulnReport:
-    """A VulnReport from a Clair v4 vulnerability report. Raises Shape for a wrong document."""
+    """A VulnReport from a Clair v4 vulnerability report. Raises UnexpectedShape for a wrong document."""
     if not isinstance(report, dict):
-        raise Shape("not a JSON object")
+        raise UnexpectedShape("not a JSON object")
     # The three maps that decide "clean" are required by Clair's API: missing or null is no report.
     for key in ("packages", "vulnerabilities", "package_vulnerabilities"):
         if not isinstance(report.get(key), dict):
-            raise Shape(f"{key} is not an object")
+            raise UnexpectedShape(f"{key} is not an object")
     packages = _map(report, "packages")
     environments = _map(report, "environments")
     distributions = _map(report, "distributions")
@@ -159,18 +156,18 @@ def report_from_clair(report: Any) -> VulnReport:
     features = []
     for pkg_id, pkg in packages.items():
         if not isinstance(pkg, dict):
-            raise Shape(f"packages[{pkg_id}] is not an object")
+            raise UnexpectedShape(f"packages[{pkg_id}] is not an object")
         name, version = _str(pkg.get("name")), _str(pkg.get("version"))
         envs = environments.get(pkg_id)
         env = envs[0] if isinstance(envs, list) and envs and isinstance(envs[0], dict) else {}
         vulns = []
         ids = package_vulns.get(pkg_id, [])
         if not isinstance(ids, list):
-            raise Shape(f"package_vulnerabilities[{pkg_id}] is not a list")
+            raise UnexpectedShape(f"package_vulnerabilities[{pkg_id}] is not a list")
         for vuln_id in ids:
             vuln = vulnerabilities.get(vuln_id)
             if not isinstance(vuln, dict):
-                raise Shape(f"package_vulnerabilities[{pkg_id}] names an unknown vulnerability")
+                raise UnexpectedShape(f"package_vulnerabilities[{pkg_id}] names an unknown vulnerability")
             # The same advisory reported through several repositories is one vulnerability.
             key = (name, version, _str(vuln.get("name")))
             if key in seen:
@@ -242,7 +239,7 @@ class ClairBackend:
                 state, detail = state_for_status(reply, "Clair")
                 return ScanResult(ref, state, detail=detail, backend=self.name)
             report = report_from_clair(reply.json("Clair vulnerability report"))
-        except Shape as exc:
+        except UnexpectedShape as exc:
             return ScanResult(ref, ScanState.ERROR, detail=f"malformed Clair report: {exc}", backend=self.name)
         except ScanFailure as exc:
             return ScanResult(ref, exc.state, detail=exc.detail, backend=self.name)

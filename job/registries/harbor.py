@@ -12,6 +12,7 @@ from urllib.parse import quote
 
 from job.model import Feature, ScanRequest, ScanResult, ScanState, Vulnerability, VulnReport, normalize_severity
 from job.registries.auth import AuthFlow
+from job.registries.backend import UnexpectedShape
 from job.registries.failures import ScanFailure, excerpt
 from job.registries.http import RetryBudget
 from job.registries.refs import split_repository
@@ -21,10 +22,6 @@ from job.registries.status import state_for_status
 REPORT_TYPES = ("application/vnd.security.vulnerability.report; version=1.1",
                 "application/vnd.scanner.adapter.vuln.report.harbor+json; version=1.0")
 _CVE = re.compile(r"CVE-\d{4}-\d{4,7}")
-
-
-class Shape(ValueError):
-    pass
 
 
 def additions_path(repository: str, digest: str) -> str:
@@ -40,7 +37,7 @@ def _report(doc: dict) -> Any:
         if key in doc:
             return doc[key]
     keys = ", ".join(excerpt(str(k), 80) for k in list(doc)[:3])
-    raise Shape(f"no report of a type the job asked for (got {keys})")
+    raise UnexpectedShape(f"no report of a type the job asked for (got {keys})")
 
 
 def _str(value: Any) -> str:
@@ -59,31 +56,31 @@ def _cvss(item: dict) -> tuple[float | None, str]:
 
 def report_from_harbor(doc: Any) -> VulnReport | None:
     """A VulnReport from Harbor's additions document; None when Harbor holds no report (`{}`).
-    Raises Shape for a document of the wrong shape."""
+    Raises UnexpectedShape for a document of the wrong shape."""
     if not isinstance(doc, dict):
-        raise Shape("not a JSON object")
+        raise UnexpectedShape("not a JSON object")
     if not doc:
         return None
     report = _report(doc)
     if not isinstance(report, dict):
-        raise Shape("the report is not an object")
+        raise UnexpectedShape("the report is not an object")
     status = report.get("scan_status")
     if status is not None and status != "Success":
         # A scan overview (Harbor's artifact listing) of a scan that has not finished.
-        raise Shape(f"the scan is not finished (scan_status {excerpt(str(status), 40)})")
+        raise UnexpectedShape(f"the scan is not finished (scan_status {excerpt(str(status), 40)})")
     # The list is what says "clean": an empty report, a null list or an overview is no report.
     items = report.get("vulnerabilities")
     if items is None:
-        raise Shape("the report has no vulnerabilities list")
+        raise UnexpectedShape("the report has no vulnerabilities list")
     if not isinstance(items, list):
-        raise Shape("vulnerabilities is not a list")
+        raise UnexpectedShape("vulnerabilities is not a list")
     scanner = report.get("scanner") if isinstance(report.get("scanner"), dict) else {}
     updated_by = " ".join(p for p in (_str(scanner.get("name")), _str(scanner.get("version"))) if p)
     grouped: dict[tuple[str, str], list[Vulnerability]] = {}
     added_by: dict[tuple[str, str], str] = {}
     for i, item in enumerate(items):
         if not isinstance(item, dict):
-            raise Shape(f"vulnerabilities[{i}] is not an object")
+            raise UnexpectedShape(f"vulnerabilities[{i}] is not an object")
         key = (_str(item.get("package")), _str(item.get("version")))
         score, vector = _cvss(item)
         links = item.get("links")
@@ -134,7 +131,7 @@ class HarborBackend:
                 state, detail = state_for_status(reply, "Harbor")
                 return ScanResult(ref, state, detail=detail, backend=self.name)
             report = report_from_harbor(reply.json("Harbor vulnerability report"))
-        except Shape as exc:
+        except UnexpectedShape as exc:
             return ScanResult(ref, ScanState.ERROR, detail=f"malformed Harbor report: {exc}", backend=self.name)
         except ScanFailure as exc:
             return ScanResult(ref, exc.state, detail=exc.detail, backend=self.name)

@@ -14,7 +14,8 @@ import pytest
 from registry_compat import compat_json
 
 from job.errors import ConfigError
-from job.registries.clair import Shape, decode_psk, index_body, make_jwt, report_from_clair
+from job.registries.backend import UnexpectedShape
+from job.registries.clair import decode_psk, index_body, make_jwt, report_from_clair
 from job.registries.distribution import LayerRef
 from job.registries.harbor import additions_path, report_from_harbor
 from job.registries.quay import parse_layer
@@ -92,7 +93,7 @@ def test_clair_highest_cvss_enrichment_wins_and_ten_is_critical():
 @pytest.mark.parametrize("doc", [[], {"packages": []}, {"packages": {"1": 5}},
                                  {"packages": {"1": {}}, "package_vulnerabilities": {"1": ["9"]}}])
 def test_clair_wrong_shapes_raise(doc):
-    with pytest.raises(Shape):
+    with pytest.raises(UnexpectedShape):
         report_from_clair(doc)
 
 

@@ -12,6 +12,7 @@ from registry_compat import compat_json
 
 from job.model import ScanState
 from job.registries import clair, harbor
+from job.registries.backend import UnexpectedShape
 from job.registries.quay import Reader, parse_security_response
 
 pytestmark = pytest.mark.fault
@@ -82,7 +83,7 @@ HARBOR_MALFORMED = {
 @pytest.mark.parametrize("case", list(HARBOR_MALFORMED))
 def test_harbor_malformed_answers_are_errors(case):
     doc, why = HARBOR_MALFORMED[case]
-    with pytest.raises(harbor.Shape) as raised:
+    with pytest.raises(UnexpectedShape) as raised:
         harbor.report_from_harbor(doc)
     assert str(raised.value) == why
 
@@ -132,7 +133,7 @@ CLAIR_MALFORMED = {
 @pytest.mark.parametrize("case", list(CLAIR_MALFORMED))
 def test_clair_malformed_reports_are_errors(case):
     doc, why = CLAIR_MALFORMED[case]
-    with pytest.raises(clair.Shape) as raised:
+    with pytest.raises(UnexpectedShape) as raised:
         clair.report_from_clair(doc)
     assert str(raised.value) == why
 
