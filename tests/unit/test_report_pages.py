@@ -5,10 +5,12 @@ import email
 from email.policy import default
 
 from job.log import RunLog
+from job.model import Namespace
 from job.notify import notify
 from job.report import build_context, write_reports
+from job.report.html import LIMITS
 from job.report.pages import report_links
-from tests.factories import make_settings
+from tests.factories import make_feature, make_pod, make_ref, make_result, make_settings, make_vuln
 from tests.integration.report.test_page_use_in_chromium import LATE_OWNER, large_run
 
 
@@ -39,3 +41,19 @@ def test_links_only_where_a_served_address_is_set_and_http():
     assert report_links(view, "https://r.example/x/", split=False) == [("The whole report",
                                                                         "https://r.example/x/report.html")]
     assert report_links(view, "https://r.example/x", split=True)[1][1].startswith("https://r.example/x/owners/late-team")
+
+
+def test_every_table_of_an_owner_page_lists_every_row_of_its_scope(tmp_path):
+    """An owner with more vulnerabilities than the single page shows (300) finds each on their page."""
+    snap, results = large_run()
+    wide = make_ref("wide/app", tag="1")
+    results[wide] = make_result(wide, *(make_feature(f"lib{i}", "1.0", make_vuln(f"CVE-2025-{10000 + i}", "Medium"))
+                                        for i in range(LIMITS["groups"] + 50)))
+    snap.pods.append(make_pod("wide", "app-0", wide, workload=("Deployment", "app")))
+    snap.namespaces["wide"] = Namespace("wide", {}, {"imvjob/notify": "wide-team@example.com"})
+    ctx = build_context(snapshot=snap, results=results, outcome=None, previous=None, settings=make_settings())
+    write_reports(ctx, tmp_path)
+    page = next((tmp_path / "owners").glob("wide-team*.html")).read_text(encoding="utf-8")
+    vulnerabilities = page[page.index('id="vulnerabilities"'):]
+    assert all(f"CVE-2025-{10000 + i}" in vulnerabilities for i in range(LIMITS["groups"] + 50))
+    assert "data-total=" not in page and "most severe of" not in page
