@@ -23,7 +23,7 @@ from jwt.warnings import InsecureKeyLengthWarning
 from job.errors import ConfigError
 from job.model import (Feature, ScanRequest, ScanResult, ScanState, Vulnerability, VulnReport, normalize_severity,
                        severity_from_cvss)
-from job.registries.backend import UnexpectedShape
+from job.registries.backend import UnexpectedShape, report_result
 from job.registries.distribution import RegistryV2
 from job.registries.failures import BadResponse, ScanFailure, Unauthorized, excerpt
 from job.registries.http import HttpClient, Reply, RetryBudget
@@ -235,15 +235,9 @@ class ClairBackend:
                 if reply.status == 404:
                     return ScanResult(ref, ScanState.QUEUED, detail="Clair has not finished indexing the manifest",
                                       backend=self.name)
-            if reply.status != 200:
-                state, detail = state_for_status(reply, "Clair")
-                return ScanResult(ref, state, detail=detail, backend=self.name)
-            report = report_from_clair(reply.json("Clair vulnerability report"))
-        except UnexpectedShape as exc:
-            return ScanResult(ref, ScanState.ERROR, detail=f"malformed Clair report: {exc}", backend=self.name)
+            return report_result(ref, reply, backend=self.name, label="Clair", parse=report_from_clair)
         except ScanFailure as exc:
             return ScanResult(ref, exc.state, detail=exc.detail, backend=self.name)
-        return ScanResult(ref, ScanState.SCANNED, report=report, backend=self.name)
 
     def _index(self, request: ScanRequest, budget: RetryBudget) -> ScanResult | None:
         """Have Clair index the manifest; a result when that ends the manifest's scan, else None."""

@@ -12,11 +12,10 @@ from urllib.parse import quote
 
 from job.model import Feature, ScanRequest, ScanResult, ScanState, Vulnerability, VulnReport, normalize_severity
 from job.registries.auth import AuthFlow
-from job.registries.backend import UnexpectedShape
+from job.registries.backend import UnexpectedShape, report_result
 from job.registries.failures import ScanFailure, excerpt
 from job.registries.http import RetryBudget
 from job.registries.refs import split_repository
-from job.registries.status import state_for_status
 
 #: Report types Harbor may key its answer with, preferred first.
 REPORT_TYPES = ("application/vnd.security.vulnerability.report; version=1.1",
@@ -127,15 +126,8 @@ class HarborBackend:
             reply = self.auth.get(url, request=request, host=self.host, budget=budget, label="Harbor",
                                   headers={"Accept": "application/json",
                                            "X-Accept-Vulnerabilities": ", ".join(REPORT_TYPES)})
-            if reply.status != 200:
-                state, detail = state_for_status(reply, "Harbor")
-                return ScanResult(ref, state, detail=detail, backend=self.name)
-            report = report_from_harbor(reply.json("Harbor vulnerability report"))
-        except UnexpectedShape as exc:
-            return ScanResult(ref, ScanState.ERROR, detail=f"malformed Harbor report: {exc}", backend=self.name)
+            return report_result(ref, reply, backend=self.name, label="Harbor", parse=report_from_harbor,
+                                 absent="Harbor holds no vulnerability report for this artifact (not scanned "
+                                 "there yet)")
         except ScanFailure as exc:
             return ScanResult(ref, exc.state, detail=exc.detail, backend=self.name)
-        if report is None:
-            return ScanResult(ref, ScanState.NOT_FOUND, detail="Harbor holds no vulnerability report for this "
-                              "artifact (not scanned there yet)", backend=self.name)
-        return ScanResult(ref, ScanState.SCANNED, report=report, backend=self.name)
