@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from job.report import charts
+from job.report.groups import vulnerability_groups
 from job.report.templating import environment
 from job.report.view import ReportContext
 
@@ -33,7 +34,7 @@ def render_html(ctx: ReportContext, *, limits: dict[str, int] = LIMITS, pages: l
     """One page. pages: render the index of these owner pages (job.report.pages); home: the
     relative link back to it from an owner's page, titled `title`."""
     # The index names no vulnerability (the owners' pages do): only how many there are.
-    groups, group_count = ctx.vulnerability_groups(0 if pages is not None else limits["groups"])
+    groups, group_count = vulnerability_groups(ctx.images, 0 if pages is not None else limits["groups"])
     return environment().get_template("report.html").render(
         ctx=ctx, limits=limits, groups=groups, group_count=group_count, pages=pages, home=home, title=title,
         rest_prefix="the owners' pages and " if pages is not None else "",

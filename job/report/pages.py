@@ -12,6 +12,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import Iterator
 
+from job.report.groups import vulnerability_groups
 from job.report.text import file_name, safe_link
 from job.report.view import Counts, ReportContext
 
@@ -49,7 +50,7 @@ def is_large(ctx: ReportContext, limits: dict[str, int]) -> bool:
     changes = ctx.changes
     return (len(ctx.affected_workloads) > limits["workloads"]
             or len(ctx.vulnerable_images) > limits["images"]
-            or ctx.vulnerability_groups(0)[1] > limits["groups"]
+            or vulnerability_groups(ctx.images, 0)[1] > limits["groups"]
             or len(ctx.overdue) > limits["overdue"]
             or changes.new_counts.total > limits["changes"] or len(changes.resolved) > limits["changes"]
             or len(ctx.accepted.rows) > limits["accepted"])

@@ -5,6 +5,7 @@ import dataclasses
 
 from job.model import ApplyOutcome, Namespace, Problem, ScanState, Workload
 from job.report import build_context
+from job.report.groups import vulnerability_groups
 from job.report.summary import summary_doc
 from tests.factories import (make_feature, make_pod, make_ref, make_result, make_settings, make_snapshot,
                              make_vuln)
@@ -282,6 +283,6 @@ def test_fixed_by_versions_read_in_one_order_in_every_view():
     for order in ((one, two), (two, one)):
         results = {a: make_result(a, order[0]), b: make_result(b, order[1])}
         ctx = build_context(snapshot=snap, results=results, outcome=None, previous=None, settings=make_settings())
-        groups, _n = ctx.vulnerability_groups(10)
+        groups, _n = vulnerability_groups(ctx.images, 10)
         assert {g.fixed_by for g in groups} == {("1.0.1-1.12", "1.0.1-1.14")}
         assert [w.fixes[0].to for w in ctx.affected_workloads] == ["1.0.1-1.12, 1.0.1-1.14"] * 2
