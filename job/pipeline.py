@@ -169,8 +169,10 @@ def run_play(settings: Settings, log: RunLog, client: Cluster | None = None) -> 
             client = _kube(settings)
         return _play(settings, log, client)
     except ImvjobError as exc:
-        # A run that could not work still says so, so that an alert on it needs no log reading.
-        metrics.publish(None, settings, log, completed=False, exit_code=exc.exit_code, out_dir=_out(settings))
+        # A run that could not work still says so, so that an alert on it needs no log reading
+        # (a frequent run publishes nothing: the full runs' metrics stay as they are).
+        if not settings.no_reports:
+            metrics.publish(None, settings, log, completed=False, exit_code=exc.exit_code, out_dir=_out(settings))
         raise
     finally:
         gc.unfreeze()
@@ -191,12 +193,24 @@ def _play(settings: Settings, log: RunLog, client: Cluster | None) -> int:
         return _finish_shard(snap, results, outcome, settings, log, shard)
     # Before the report (the run's peak of memory), what `imvjob report` / `notify` replay it from.
     codec.write_replay(_out(settings), snap=snap, results=results, outcome=outcome)
+    if settings.no_reports:
+        return _finish_frequent(snap, results, outcome, log)
     ctx = stage_report(snap, results, outcome, settings, log)
     log.task("notify")
     sent = notify.notify(ctx, settings, log, out_dir=_out(settings))
     play = recap(snap, results, outcome, sent.failed)[1]
     failed = sent.failed + _publish(ctx, settings, log, play)
     line, code = recap(snap, results, outcome, failed)
+    log.recap(line)
+    return code
+
+
+def _finish_frequent(snap: Snapshot, results: dict[ImageRef, ScanResult], outcome: ApplyOutcome,
+                     log: RunLog) -> int:
+    """--no-reports: the objects are applied and the stage files written; no report, summary.json,
+    mail or metrics, so that the next full run compares with the last full run's summary.json."""
+    log.info("no reports (--no-reports): report, summary.json, mail and metrics are left to the full runs")
+    line, code = recap(snap, results, outcome)
     log.recap(line)
     return code
 
@@ -224,6 +238,9 @@ def _finish_shard(snap: Snapshot, results: dict[ImageRef, ScanResult], outcome: 
     log.recap(line.replace("imvjob:", f"imvjob shard {index}/{count}:", 1))
     if not run:
         log.info(f"no run id ({shards.RUN_ID_ENV}): run `imvjob merge` once every shard has finished")
+        return code
+    if settings.no_reports:
+        log.info("no reports (--no-reports): the shards are not merged")
         return code
     waiting = shards.missing(out, run=run, count=count)
     if waiting:

@@ -1,12 +1,16 @@
 """Scan: one report request per distinct manifest, whatever number of pods run it.
 
 This stage decides what to ask (the distinct manifests of this run's shard, each with the pull
-secrets of the pods that run it); job.registries does the asking.
+secrets of the pods that run it) and what the scan cache (job.scan_cache) already answers;
+job.registries does the asking.
 """
 from __future__ import annotations
 
+import contextlib
 import os
-from job import registries
+import time
+
+from job import registries, scan_cache
 from job.cluster import Cluster
 from job.desired import shard_index
 from job.errors import KubeError
@@ -49,14 +53,58 @@ def _service_account_secrets(client: Cluster, snap: Snapshot) -> dict[tuple[str,
 
 
 def scan(snap: Snapshot, settings: Settings, log: RunLog, *, client: Cluster | None = None) -> dict[ImageRef, ScanResult]:
-    sa_secrets: dict[tuple[str, str], tuple[str, ...]] = {}
-    if client is not None and not settings.secscan_dir:
+    shard = shard_of(settings)
+    # Which manifests to ask about is known before the pull secrets are: they are read only when
+    # some manifest is not answered from the scan cache.
+    wanted = scan_requests(snap, sa_pull_secrets={}, shard=shard)
+    online = not settings.secscan_dir  # saved answers (--secscan-dir) need no cache
+    cache = _Cache(settings, snap, shard, log) if online else None
+    ask, reused = cache.plan(wanted) if cache is not None else (wanted, {})
+    if ask and client is not None and online:
         try:
             sa_secrets = _service_account_secrets(client, snap)
         except KubeError as exc:
             snap.problems.append(Problem("service accounts", f"cannot read their pull secrets: {exc}"))
-    requests = scan_requests(snap, sa_pull_secrets=sa_secrets, shard=shard_of(settings))
-    log.info(f"{len(requests)} distinct manifests to ask about"
-             + (f" (shard {settings.shard or os.environ.get('JOB_COMPLETION_INDEX')})" if shard_of(settings) else ""))
+        else:
+            asked = {r.ref for r in ask}
+            ask = [r for r in scan_requests(snap, sa_pull_secrets=sa_secrets, shard=shard) if r.ref in asked]
+    log.info(f"{len(wanted)} distinct manifests"
+             + (f" (shard {settings.shard or os.environ.get('JOB_COMPLETION_INDEX')})" if shard else "")
+             + f": {len(ask)} to ask about" + (f", {len(reused)} answered from the scan cache" if cache else ""))
     # Only vulnerable packages are read after the scan: the others are not kept.
-    return registries.scan_manifests(requests, settings, secrets=client, log=log, vulnerable_only=True)
+    answered = registries.scan_manifests(ask, settings, secrets=client, log=log, vulnerable_only=True) \
+        if ask or not online else {}
+    if cache is not None:
+        cache.save(reused, answered)
+    return dict(sorted({**{ref: e.result for ref, e in reused.items()}, **answered}.items()))
+
+
+class _Cache:
+    """The scan cache of this run (job.scan_cache), read before the scan and written after it."""
+
+    def __init__(self, settings: Settings, snap: Snapshot, shard: tuple[int, int] | None, log: RunLog) -> None:
+        self.path = scan_cache.path_for(settings.output_dir, shard)
+        self.key = scan_cache.fingerprint(settings, cluster=snap.cluster)
+        self.rescan_after = settings.rescan_after * 3600
+        self.now = time.time()  # before asking: an answer is never younger than the cache says
+        self.log = log
+
+    def plan(self, wanted: list[ScanRequest]) -> tuple[list[ScanRequest], dict[ImageRef, scan_cache.Entry]]:
+        if self.rescan_after <= 0:
+            return wanted, {}
+        cached, why = scan_cache.load(self.path, key=self.key, wanted=(r.ref for r in wanted))
+        if why:
+            self.log.warn(f"scan cache {self.path} ignored: {why}; every manifest is asked about")
+        chosen = scan_cache.plan(wanted, cached, now=self.now, rescan_after=self.rescan_after)
+        return chosen.ask, chosen.reused
+
+    def save(self, reused: dict[ImageRef, scan_cache.Entry], answered: dict[ImageRef, ScanResult]) -> None:
+        entries = scan_cache.next_entries(reused, answered, fetched_at=self.now)
+        try:
+            scan_cache.save(self.path, entries, key=self.key)
+        except OSError as exc:
+            # An old file left in place could answer for manifests gone since: it goes too.
+            self.log.warn(f"cannot write the scan cache {self.path} ({exc.strerror or exc}): "
+                          "the next run asks about every manifest")
+            with contextlib.suppress(OSError):
+                self.path.unlink()

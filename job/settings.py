@@ -66,6 +66,9 @@ class Settings:
     secscan_dir: str = _opt("", "Offline: read Quay security responses from DIR/sha256.<hex>.json instead of "
                                 "asking registries.", group="play")
     log_format: str = _opt("text", "Log lines as text or JSON.", group="play", choices=("text", "json"))
+    no_reports: bool = _opt(False, "A frequent run: snapshot, scan and apply only (stage files and scan cache "
+                                   "written); no report, summary.json, mail, chat or metrics, so that the next "
+                                   "full run compares with the last full one.", group="play", flag=True)
     progress: str = _opt("auto", "Progress display: auto (on a terminal), always, never.", group="play",
                          choices=("auto", "always", "never"))
     # --- registries ------------------------------------------------------------------------
@@ -83,6 +86,10 @@ class Settings:
     scan_deadline: float = _opt(1800.0, "Seconds the whole scan may take; manifests not answered by then are "
                                         "errors (kept as they were). Keep it well under the CronJob's "
                                         "activeDeadlineSeconds, for apply and report (0: none).", group="registry")
+    rescan_after: float = _opt(4.0, "Hours a manifest's scanned report is reused from the scan cache "
+                                    "(OUTPUT/scan-cache.json.gz) before its registry is asked again; queued, "
+                                    "unsupported and not-found answers are asked again after 15 minutes, failures "
+                                    "at the next run (0: ask about every manifest every run).", group="registry")
     retries: int = _opt(4, "Retries of a registry request after a connection error, 5xx or 429.",
                         group="registry")
     retry_budget: float = _opt(60.0, "Seconds one manifest's retries may take in all.", group="registry")
