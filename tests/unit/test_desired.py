@@ -4,8 +4,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 
-from job.desired import (HASH_ANNOTATION, MAX_OBJECT_BYTES, SHRUNK_ANNOTATION, desired_state, go_time_string,
-                         severity_status, shard_index, shrink)
+from job.desired import HASH_ANNOTATION, SHRUNK_ANNOTATION, desired_state, go_time_string, shard_index
+from job.imv_spec import MAX_OBJECT_BYTES, severity_status, shrink
 from job.model import (Container, ContainerKind, Feature, ImageRef, Pod, ScanResult, ScanState, Snapshot,
                        Vulnerability, VulnReport, Workload)
 

@@ -5,7 +5,8 @@ import json
 
 import pytest
 
-from job.desired import MAX_OBJECT_BYTES, SHRUNK_ANNOTATION, desired_state, left_out_counts
+from job.desired import SHRUNK_ANNOTATION, desired_state
+from job.imv_spec import MAX_OBJECT_BYTES, left_out_counts
 from job.model import Feature
 from tests.unit.test_desired import NOW, REF1, pod, report, scanned, snap, vuln
 
