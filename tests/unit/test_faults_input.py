@@ -612,7 +612,7 @@ def test_a_list_answer_that_is_no_list_is_a_kube_error(answer: Any) -> None:
 
 def test_owner_metadata_of_the_wrong_shape_is_a_problem_not_a_crash() -> None:
     from job.model import Problem
-    from job.snapshot import owner_index
+    from job.pods import owner_index
 
     kube = _kube({"/apis/apps/v1/replicasets": {"items": [
         {"metadata": {"name": "web-1", "namespace": "shop", "ownerReferences": [

@@ -8,8 +8,9 @@ import pytest
 from job.image_refs import ImageParseError, parse_reference, resolve_image
 from job.labels import matches_selector as _matches_selector
 from job.model import ContainerKind, ImageRef, Problem
+from job.pods import parse_pod, top_owner
 from job.settings import Settings
-from job.snapshot import load_pod_list, parse_pod, scope_of, top_owner
+from job.snapshot import load_pod_list, scope_of
 
 D = "sha256:" + "ab" * 32
 D2 = "sha256:" + "cd" * 32

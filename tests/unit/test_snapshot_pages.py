@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from job.model import ImageRef, Workload
+from job.pods import owner_index
 from job.settings import Settings
-from job.snapshot import SnapshotBuilder, build_snapshot, owner_index
+from job.snapshot import SnapshotBuilder, build_snapshot
 
 D = "sha256:" + "ab" * 32
 D2 = "sha256:" + "cd" * 32
