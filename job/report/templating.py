@@ -5,9 +5,11 @@ import functools
 from pathlib import Path
 
 import jinja2
+from markupsafe import Markup
 
 from job import __version__
 from job.model import SEVERITIES
+from job.report import rows
 from job.report.formats import link_host, plural, short_digest, signed, when
 from job.report.palette import SEVERITY_COLOURS, background, foreground
 from job.report.text import one_line, safe_links
@@ -54,5 +56,8 @@ def environment() -> jinja2.Environment:
         signed=signed,
     )
     env.globals.update(SEVERITIES=SEVERITIES, SEVERITIES_DESC=SEVERITIES_DESC, COLOURS=SEVERITY_COLOURS,
-                       version=__version__, plural=plural)
+                       version=__version__, plural=plural,
+                       # The long tables' rows, written in Python (job.report.rows escapes every value).
+                       vulnerability_rows=lambda groups: Markup(rows.vulnerability_rows(groups)),
+                       entry_rows=lambda entries: Markup(rows.entry_rows(entries)))
     return env
