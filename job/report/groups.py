@@ -28,6 +28,8 @@ class VulnGroup:
 def vulnerability_groups(images: Iterable[ImageItem], limit: int | None) -> tuple[list[VulnGroup], int]:
     """Pure: the vulnerabilities of these images grouped by (name, package), most urgent first (the
     first `limit` groups when given); and how many groups there are in all."""
+    if limit == 0:  # how many only (the index of a large cluster names none)
+        return [], len({(v.name, f.name) for image in images for f, v in image.entries})
     groups: dict[FindingKey, list[Any]] = {}
     for image in images:
         for f, v in image.entries:
@@ -45,16 +47,24 @@ def vulnerability_groups(images: Iterable[ImageItem], limit: int | None) -> tupl
     out = []
     for (name, package), (rank, images_by_id, pairs) in order:
         feats, vulns = pairs[0::2], pairs[1::2]
-        group_images = tuple(sorted(images_by_id.values(), key=image_order))
-        namespaces = tuple(sorted({ns for i in group_images for ns in i.namespaces}))
-        workloads = len({(ns, wl) for i in group_images for ns, wl in i.workloads})
+        if len(images_by_id) == 1:  # most groups of an owner's page: one image, nothing to merge
+            group_images = tuple(images_by_id.values())
+            namespaces, workloads = group_images[0].namespaces, len(group_images[0].workloads)
+        else:
+            group_images = tuple(sorted(images_by_id.values(), key=image_order))
+            namespaces = tuple(sorted({ns for i in group_images for ns in i.namespaces}))
+            workloads = len({(ns, wl) for i in group_images for ns, wl in i.workloads})
         link = next((v.link for v in vulns if v.link), "")
         scores = [v.cvss_score for v in vulns if v.cvss_score is not None]
-        scheme = versions.scheme(feats[0].version_format, feats[0].namespace_name)
+        if len(feats) == 1:  # one version of each: no order to find
+            installed = (feats[0].version,) if feats[0].version.strip() else ()
+            fixed_by = (vulns[0].fixed_by,) if vulns[0].fixed_by.strip() else ()
+        else:
+            scheme = versions.scheme(feats[0].version_format, feats[0].namespace_name)
+            installed = versions.ordered(scheme, tuple(f.version for f in feats))
+            fixed_by = versions.ordered(scheme, tuple(v.fixed_by for v in vulns if v.fixed_by))
         out.append(VulnGroup(
-            name=name, package=package, severity=SEVERITIES[rank],
-            installed=versions.ordered(scheme, tuple(f.version for f in feats)),
-            fixed_by=versions.ordered(scheme, tuple(v.fixed_by for v in vulns if v.fixed_by)),
+            name=name, package=package, severity=SEVERITIES[rank], installed=installed, fixed_by=fixed_by,
             link=link, cvss=max(scores) if scores else None, images=group_images,
             namespaces=namespaces, workloads=workloads))
     return out, len(groups)
