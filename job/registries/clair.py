@@ -202,6 +202,8 @@ def index_body(digest: str, layers: Any, authorization: str | None) -> dict:
 
 
 class ClairBackend:
+    """A Backend: one Clair v4 (matcher and indexer) for the hosts of --clair-host."""
+
     name = "clair"
 
     def __init__(self, *, client: HttpClient, base_url: str, key: bytes, issuer: str, registry: RegistryV2) -> None:

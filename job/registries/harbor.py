@@ -109,6 +109,8 @@ def report_from_harbor(doc: Any) -> VulnReport | None:
 
 
 class HarborBackend:
+    """A Backend: the artifacts' vulnerability additions of one Harbor host."""
+
     name = "harbor"
 
     def __init__(self, *, auth: AuthFlow, scheme: str, host: str) -> None:

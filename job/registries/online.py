@@ -25,6 +25,7 @@ from job.errors import ConfigError
 from job.log import RunLog
 from job.model import ImageRef, ScanRequest, ScanResult, ScanState, VulnReport
 from job.registries.auth import AuthFlow
+from job.registries.backend import Backend
 from job.registries.bounds import limit_malloc_arenas
 from job.registries.clair import ClairBackend, decode_psk
 from job.registries.credentials import Credential, CredentialStore, SecretSource
@@ -59,7 +60,7 @@ class Router:
         self.auth = auth
         self.trust = trust
         self.log = log
-        self._discovered: Once[QuayBackend | HostVerdict] = Once()
+        self._discovered: Once[Backend | HostVerdict] = Once()
         token = read_secret("IMVJOB_QUAY_TOKEN", settings.quay_token_file)
         self.quay_token = Credential("Bearer " + token, "Quay API token") if token else None
         if token and not settings.quay_token_host:
@@ -83,7 +84,8 @@ class Router:
             return self.clair_netloc
         return api_host(ref.host)
 
-    def backend_for(self, host: str) -> ClairBackend | HarborBackend | QuayBackend | HostVerdict:
+    def backend_for(self, host: str) -> Backend | HostVerdict:
+        """The backend that scans this host's manifests, or the one answer they all get."""
         if self.clair is not None and host_matches(host, self.settings.clair_host):
             return self.clair
         target = api_host(host)
@@ -95,7 +97,7 @@ class Router:
     def budget(self) -> RetryBudget:
         return RetryBudget(self.settings.retry_budget, deadline=self.stage_end)
 
-    def _discover(self, scheme: str, host: str) -> QuayBackend | HostVerdict:
+    def _discover(self, scheme: str, host: str) -> Backend | HostVerdict:
         budget = self.budget()
         try:
             template, why = discover(client=self.client, scheme=scheme, host=host, budget=budget)
