@@ -12,11 +12,20 @@ What it does:
    owning the pods, and the pods, each created and then made Running through pods/status, in
    bulk over a pool of keep-alive connections;
 3. measures the snapshot parse against the kubernetes client's model classes on the same pages;
-4. runs the play three times, each in a fresh process as a CronJob would, calling the pipeline's
-   stage functions one by one: on the new cluster, again on the unchanged cluster, and after a
-   rollout moved 5 % of the pods to new image versions. Per stage: wall time, CPU time, peak RSS,
-   API requests by verb, bytes sent to the API server, registry requests;
-5. checks the figures the issue asks for and prints them (and --json FILE).
+4. runs the play four times, each in a fresh process as a CronJob would, calling the pipeline's
+   stage functions one by one: on the new cluster, again on the unchanged cluster, after a
+   rollout moved 5 % of the pods to new image versions, and a frequent run (--no-reports, with
+   the scan cache the runs before it left) after 1 % of new pods, some on new manifests. Per
+   stage: wall time, CPU time, peak RSS, API requests by verb, bytes sent to the API server,
+   registry requests. After the first run, the objects are listed to count their bytes;
+5. with --baseline DIR (a checkout of the code before, e.g. `git worktree add /tmp/base 6c0c6f0`),
+   runs that code's unchanged run too, on the same cluster right after ours, for before/after
+   columns and ratios;
+6. times the registry part of the scan alone at several concurrencies (CPU per answer);
+7. checks the figures the issue asks for and prints them (and --json FILE).
+
+etcd runs with its default quota (2 GiB) unless --etcd-quota-gb raises it: "within quota" is
+one of the checks.
 """
 from __future__ import annotations
 
@@ -43,14 +52,17 @@ from typing import Any, Callable, Iterable
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-for path in (REPO, REPO / "tests" / "integration", HERE):
+#: The job's code a play child imports: this checkout, or --baseline's (set for that child only).
+CODE = Path(os.environ.get("IMVJOB_BENCH_CODE") or REPO)
+for path in (CODE, REPO / "tests" / "integration", HERE):
     if str(path) not in sys.path:
         sys.path.insert(0, str(path))
 
 import synth  # noqa: E402
 
 WRITE_VERBS = ("create", "update", "update-status", "patch", "delete")
-STAGES = ("snapshot", "scan", "apply", "report", "notify")
+STAGES = ("snapshot", "scan", "apply", "files", "report", "notify")
+ETCD_DEFAULT_QUOTA = 2 * 1024 ** 3
 SMALL = dict(pods=1_000, manifests=100)
 MB = 1024 * 1024
 
@@ -103,7 +115,7 @@ class PeakRss:
 def play_child(spec_file: str) -> None:
     """One run of the play, stage by stage, as pipeline.run_play wires them; figures to a JSON file."""
     spec = json.loads(Path(spec_file).read_text())
-    from job import kube, notify, pipeline
+    from job import codec, kube, notify, pipeline
     from job.log import RunLog
     from job.report import writer
     from job.settings import Settings
@@ -153,22 +165,35 @@ def play_child(spec_file: str) -> None:
             "bytes_sent": client.bytes_sent - before_bytes,
         }
 
+    # The scan cache as the run finds it, put aside (a copy on disk, not in this process's memory),
+    # to count afterwards how many manifests were new and how many due.
+    cache_file = settings.output_dir / "scan-cache.json.gz"
+    cache_copy = Path(spec["log"]).with_suffix(".cache-before.json.gz")
+    cache_copy.unlink(missing_ok=True)
+    if cache_file.exists():
+        shutil.copyfile(cache_file, cache_copy)
+    reports = not getattr(settings, "no_reports", False)
     play0 = time.perf_counter()
     # The stages as pipeline.run_play wires them (gc.freeze included).
     with stage("snapshot"):
         snap = pipeline.stage_snapshot(settings, log, client)
         gc.freeze()
+    scan_started = time.time()
     with stage("scan"):
         results = pipeline.stage_scan(snap, settings, log, client)
         gc.freeze()
     with stage("apply"):
         outcome = pipeline.stage_apply(snap, results, settings, log, client)
-    with stage("report"):
-        ctx = pipeline.stage_report(snap, results, outcome, settings, log)
-    with stage("notify"):
-        log.task("notify")
-        sent = notify.notify(ctx, settings, log, out_dir=settings.output_dir)
-    line, code = pipeline.recap(snap, results, outcome, sent.failed)
+    with stage("files"):
+        codec.write_replay(settings.output_dir, snap=snap, results=results, outcome=outcome)
+    failed = 0
+    if reports:
+        with stage("report"):
+            ctx = pipeline.stage_report(snap, results, outcome, settings, log)
+        with stage("notify"):
+            log.task("notify")
+            failed = notify.notify(ctx, settings, log, out_dir=settings.output_dir).failed
+    line, code = pipeline.recap(snap, results, outcome, failed)
     log.recap(line)
     play_wall = time.perf_counter() - play0
     states = Counter(r.state.value for r in results.values())
@@ -182,10 +207,30 @@ def play_child(spec_file: str) -> None:
                   ("created", "updated", "deleted", "unchanged", "kept", "unmanaged", "failed")},
         "report": {"entries": ctx.entries, "render_s": render,
                    "html_bytes": os.path.getsize(settings.output_dir / "report.html"),
-                   "xlsx_bytes": os.path.getsize(settings.output_dir / "report.xlsx")},
+                   "xlsx_bytes": os.path.getsize(settings.output_dir / "report.xlsx")} if reports else None,
         "keys": {"created": outcome.created, "updated": outcome.updated, "deleted": outcome.deleted},
+        "cache": cache_figures(settings, snap, results, cache_copy, scan_started),
+        "code": str(Path(pipeline.__file__).resolve().parents[1]),
     }
     Path(spec["result"]).write_text(json.dumps(result))
+
+
+def cache_figures(settings: Any, snap: Any, results: dict, before: Path, now: float) -> dict[str, Any] | None:
+    """How many of this run's manifests were new to the scan cache it started with, and how many
+    were due again (None for code without a scan cache, e.g. --baseline's)."""
+    if not hasattr(settings, "rescan_after"):
+        return None
+    from job import scan_cache
+    cached: dict = {}
+    why = ""
+    if before.exists():
+        key = scan_cache.fingerprint(settings, cluster=snap.cluster)
+        cached, why = scan_cache.load(before, key=key, wanted=results.keys())
+        before.unlink()
+    rescan = settings.rescan_after * 3600
+    due = sum(1 for e in cached.values() if not scan_cache.is_fresh(e, now=now, rescan_after=rescan))
+    return {"manifests": len(results), "new": len(results) - len(cached), "due": due,
+            "fresh": len(cached) - due, "warning": why}
 
 
 def scan_child(spec_file: str) -> None:
@@ -224,8 +269,10 @@ def scan_sweep(concurrencies: list[int], args: argparse.Namespace, cluster: synt
         r.update(concurrency=concurrency, ideal_s=len(refs) / concurrency * args.latency,
                  max_in_flight=stats["max_in_flight"],
                  requests=sum(h["security"] for h in stats["hosts"].values()))
+        r["cpu_ms_per_answer"] = 1000 * r["cpu_s"] / max(1, r["requests"])
         out.append(r)
-        say(f"  scan alone at concurrency {concurrency}: {r['wall_s']:.1f} s, ideal {r['ideal_s']:.1f} s")
+        say(f"  scan alone at concurrency {concurrency}: {r['wall_s']:.1f} s, ideal {r['ideal_s']:.1f} s, "
+            f"{r['cpu_ms_per_answer']:.2f} ms CPU per answer")
     return out
 
 
@@ -255,6 +302,7 @@ def serve_registry(spec_json: str) -> None:
     cluster = synth.build(pods=spec["pods"], manifests=spec["manifests"], vulns=spec["vulns"],
                           hosts=spec["hosts"], seed=spec["seed"])
     synth.plan_churn(cluster, spec["churn"])
+    synth.plan_growth(cluster, spec["growth"])
     reports: dict[str, bytes] = {}
     for m in cluster.manifests:
         status, body = synth.quay_report(cluster, m.index)
@@ -296,7 +344,7 @@ class Registry:
     def __init__(self, args: argparse.Namespace, workdir: Path) -> None:
         spec = {"tls": not args.plain_http, "workdir": str(workdir), "hosts": args.hosts, "latency": args.latency,
                 "pods": args.pods, "manifests": args.manifests, "vulns": args.vulns, "seed": args.seed,
-                "churn": args.churn}
+                "churn": args.churn, "growth": args.growth}
         self.proc = subprocess.Popen([sys.executable, __file__, "--serve-registry", json.dumps(spec)],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
         first = self._read()
@@ -336,17 +384,16 @@ class Registry:
 # --- the control plane and filling it ---------------------------------------------------------------
 
 
-def control_plane_class():
+def control_plane_class(quota_gb: float):
     from controlplane import ControlPlane
 
     class BenchControlPlane(ControlPlane):
-        """The test control plane with room in etcd for a big cluster's history (the default quota,
-        2 GiB, is what a first run on 50,000 pods comes close to, with every revision kept until
-        the API server compacts)."""
+        """The test control plane; etcd with its default quota (2 GiB, what a CronJob's cluster
+        has), or with room for a big cluster's history when --etcd-quota-gb raises it."""
 
         def _spawn(self, name, args):  # noqa: ANN001, ANN202
-            if name == "etcd":
-                args = [*args, f"--quota-backend-bytes={16 * 1024 ** 3}"]
+            if name == "etcd" and quota_gb:
+                args = [*args, f"--quota-backend-bytes={int(quota_gb * 1024 ** 3)}"]
             return super()._spawn(name, args)
 
     return BenchControlPlane
@@ -481,6 +528,17 @@ def churn(cluster: synth.Cluster, hosts: list[str], loader: Loader) -> dict[str,
             "new_manifests": len({a.containers[0].manifest for _, a in changed})}
 
 
+def growth(cluster: synth.Cluster, hosts: list[str], loader: Loader) -> dict[str, Any]:
+    """The planned new Deployments: their ReplicaSets, their pods created and Running."""
+    t0 = time.perf_counter()
+    running = cluster.running_manifests()
+    added = synth.apply_growth(cluster)
+    loader.run("new replicasets", [(lambda b=b: create_owner(loader, b)) for w in added for b in synth.owner_bodies(w)])
+    loader.run("new pods created and made Running", pod_tasks(cluster, hosts, loader, added))
+    return {"seconds": time.perf_counter() - t0, "workloads": len(added), "pods": sum(w.replicas for w in added),
+            "new_manifests": len({c.manifest for w in added for c in w.containers} - running)}
+
+
 def server_cpu(cp: Any) -> dict[str, float]:
     """CPU seconds used so far by kube-apiserver and etcd (from /proc)."""
     out = {}
@@ -492,6 +550,25 @@ def server_cpu(cp: Any) -> dict[str, float]:
         except (AttributeError, OSError, IndexError, ValueError):
             out[name] = 0.0
     return out
+
+
+def object_bytes(cp: Any) -> dict[str, int]:
+    """The ImageManifestVulns as the API server holds them, counted as compact JSON without their
+    managedFields (the server's bookkeeping, not what the job sent), page by page."""
+    count = size = 0
+    params: dict[str, Any] = {"limit": 200}
+    while True:
+        resp = cp.request("GET", "/apis/secscan.quay.redhat.com/v1alpha1/imagemanifestvulns", params=params)
+        resp.raise_for_status()
+        page = resp.json()
+        for item in page.get("items") or ():
+            (item.get("metadata") or {}).pop("managedFields", None)
+            size += len(json.dumps(item, separators=(",", ":"), ensure_ascii=False).encode())
+            count += 1
+        token = (page.get("metadata") or {}).get("continue")
+        if not token:
+            return {"objects": count, "bytes": size}
+        params["continue"] = token
 
 
 def etcd_db_bytes(cp: Any) -> int:
@@ -585,7 +662,8 @@ def write_feeds(cluster: Any, workdir: Path) -> tuple[str, str]:
 
 
 def run_play(name: str, args: argparse.Namespace, cp: Any, registry: Registry, workdir: Path,
-             settings: dict[str, Any]) -> dict[str, Any]:
+             settings: dict[str, Any], code: Path | None = None) -> dict[str, Any]:
+    """One run of the play in a new process; `code`: the checkout whose job package it runs."""
     registry.command("reset")
     spec_file = workdir / f"{name}.spec.json"
     result_file = workdir / f"{name}.result.json"
@@ -593,7 +671,8 @@ def run_play(name: str, args: argparse.Namespace, cp: Any, registry: Registry, w
     spec_file.write_text(json.dumps({"settings": settings, "result": str(result_file), "log": str(log_file)}))
     say(f"  run '{name}': the play in a new process (log: {log_file})")
     servers0 = server_cpu(cp)
-    proc = subprocess.run([sys.executable, __file__, "--play", str(spec_file)], cwd=REPO)
+    env = {**os.environ, "IMVJOB_BENCH_CODE": str(code or REPO)}
+    proc = subprocess.run([sys.executable, __file__, "--play", str(spec_file)], cwd=code or REPO, env=env)
     servers1 = server_cpu(cp)
     if proc.returncode != 0 or not result_file.exists():
         say(log_file.read_text()[-3000:] if log_file.exists() else "(no log)")
@@ -634,13 +713,19 @@ def print_run(r: dict[str, Any]) -> None:
     snap = r["snapshot"]
     print(f"   {snap['pods']:,} running pods in {snap['pages']} pages, {snap['manifests']:,} manifests, "
           f"{snap['namespaces']:,} namespaces; scan states {r['scan']['states']}")
+    cache = r.get("cache")
+    if cache:
+        print(f"   scan cache: {cache['new']:,} manifests new to it, {cache['due']:,} due again, {cache['fresh']:,} "
+              f"answered from it" + (f" (ignored: {cache['warning']})" if cache["warning"] else ""))
     servers = r.get("server_cpu_s") or {}
     if servers:
         print("   CPU of the control plane during the run: "
               + ", ".join(f"{k} {v:.1f} s" for k, v in servers.items()))
     print(f"   {'stage':<9}{'wall s':>8}{'cpu s':>8}{'gc s':>7}{'peak MB':>9}  {'API requests':<44}{'sent':>10}  registry")
     for name in STAGES:
-        s = r["stages"][name]
+        s = r["stages"].get(name)
+        if s is None:
+            continue
         api = " ".join(f"{k}={v:,}" for k, v in sorted(s["api"].items())) or "-"
         reg = "-"
         if name == "scan":
@@ -649,10 +734,39 @@ def print_run(r: dict[str, Any]) -> None:
                    f"max {g['max_in_flight']} in flight ({g['max_in_flight_per_host']}/host)")
         print(f"   {name:<9}{s['wall_s']:>8.1f}{s['cpu_s']:>8.1f}{s['gc_s']:>7.1f}{s['peak_rss_mb']:>9.0f}  {api:<44}"
               f"{human_bytes(s['bytes_sent']):>10}  {reg}")
-    render = r["report"]["render_s"]
-    print(f"   report: {r['report']['entries']:,} vulnerability rows; html {render.get('html', 0):.1f} s "
-          f"({human_bytes(r['report']['html_bytes'])}), xlsx {render.get('xlsx', 0):.1f} s "
-          f"({human_bytes(r['report']['xlsx_bytes'])}); etcd database {human_bytes(r['etcd_db_bytes'])}")
+    rep = r["report"]
+    if rep:
+        render = rep["render_s"]
+        print(f"   report: {rep['entries']:,} vulnerability rows; html {render.get('html', 0):.1f} s "
+              f"({human_bytes(rep['html_bytes'])}), xlsx {render.get('xlsx', 0):.1f} s "
+              f"({human_bytes(rep['xlsx_bytes'])}); etcd database {human_bytes(r['etcd_db_bytes'])}")
+    else:
+        print(f"   no report (--no-reports); etcd database {human_bytes(r['etcd_db_bytes'])}")
+
+
+def print_side_by_side(doc: dict[str, Any]) -> None:
+    """The unchanged run of the code before (--baseline) and of this code, and the frequent run,
+    stage by stage: wall seconds and the ratio to before."""
+    runs = {r["name"]: r for r in doc["runs"]}
+    before, after, frequent = runs.get("unchanged (before)"), runs.get("unchanged"), runs.get("frequent")
+    if not before or not after:
+        return
+    print(f"\nside by side, the same cluster, one run each (before: {before['code']}):")
+    print(f"   {'stage':<10}{'before s':>10}{'after s':>10}{'ratio':>8}{'frequent s':>12}{'ratio':>8}")
+    rows = [(name, before["stages"].get(name, {}).get("wall_s"), after["stages"].get(name, {}).get("wall_s"),
+             (frequent or {}).get("stages", {}).get(name, {}).get("wall_s")) for name in STAGES]
+    rows.append(("whole run", before["wall_s"], after["wall_s"], (frequent or {}).get("wall_s")))
+
+    def cell(x: float | None, ref: float | None) -> str:
+        if x is None:
+            return f"{'-':>10}{'':>8}"
+        return f"{x:>10.1f}" + (f"{x / ref:>7.2f}x" if ref else f"{'':>8}")
+
+    for name, b, a, f in rows:
+        print(f"   {name:<10}{(f'{b:.1f}' if b is not None else '-'):>10}{cell(a, b)}  {cell(f, b)}")
+    peaks = [max(s["peak_rss_mb"] for s in r["stages"].values()) for r in (before, after)]
+    print(f"   peak RSS: before {peaks[0]:.0f} MB, after {peaks[1]:.0f} MB; registry requests: before "
+          f"{before['registry']['security']:,}, after {after['registry']['security']:,}")
 
 
 def checks(doc: dict[str, Any], args: argparse.Namespace) -> list[dict[str, Any]]:
@@ -662,27 +776,38 @@ def checks(doc: dict[str, Any], args: argparse.Namespace) -> list[dict[str, Any]
         out.append({"check": name, "ok": bool(ok), "value": value, "target": target})
 
     runs = {r["name"]: r for r in doc["runs"]}
-    for r in doc["runs"]:
+    ours = [r for r in doc["runs"] if r["name"] != "unchanged (before)"]
+    for r in ours:
         g = r["registry"]
-        asked = r["scan"]["manifests"]
-        check(f"{r['name']}: one report request per distinct manifest",
-              g["security"] == g["distinct"] == asked, f"{g['security']:,} requests, {asked:,} manifests",
-              "requests = distinct manifests")
-        ideal = asked / args.registry_concurrency * args.latency
-        scan = r["stages"]["scan"]["wall_s"]
-        check(f"{r['name']}: scan wall time", scan <= 1.25 * ideal,
-              f"{scan:.2f} s = {scan / ideal:.2f}x of {ideal:.2f} s" if ideal else f"{scan:.2f} s",
-              f"<= 1.25 x ({asked:,} / {args.registry_concurrency} x {args.latency * 1000:.0f} ms)")
+        cache = r.get("cache") or {}
+        check(f"{r['name']}: one report request per distinct manifest asked", g["security"] == g["distinct"],
+              f"{g['security']:,} requests, {g['distinct']:,} distinct", "requests = distinct manifests asked")
+        if cache:
+            bound = cache["new"] + cache["due"]
+            check(f"{r['name']}: registry requests <= new + due manifests", g["security"] <= bound,
+                  f"{g['security']:,} requests; {cache['new']:,} new + {cache['due']:,} due", f"<= {bound:,}")
         pages = math.ceil(r["snapshot"]["pods"] / args.page_size)
         check(f"{r['name']}: pod LIST pages", r["snapshot"]["pages"] == pages,
               f"{r['snapshot']['pages']} pages", f"ceil({r['snapshot']['pods']:,} / {args.page_size}) = {pages}")
         gets = r["stages"]["snapshot"]["api"].get("get", 0) + r["stages"]["scan"]["api"].get("get", 0)
         check(f"{r['name']}: no per-pod GETs", gets == 0, f"{gets} GETs in snapshot and scan", "0")
         peak = max(s["peak_rss_mb"] for s in r["stages"].values())
-        check(f"{r['name']}: peak memory of the play", peak < 500, f"{peak:.0f} MB", "< 500 MB")
-        render = r["report"]["render_s"]
-        both = render.get("html", 0) + render.get("xlsx", 0)
-        check(f"{r['name']}: XLSX ({r['report']['entries']:,} rows) + HTML", both < 60, f"{both:.1f} s", "< 60 s")
+        check(f"{r['name']}: peak memory of the play" + (", reports included" if r["report"] else ""), peak <= 350,
+              f"{peak:.0f} MB", "<= 350 MB")
+        if r["report"]:
+            render = r["report"]["render_s"]
+            both = render.get("html", 0) + render.get("xlsx", 0)
+            check(f"{r['name']}: XLSX ({r['report']['entries']:,} rows) + HTML", both < 60, f"{both:.1f} s", "< 60 s")
+    first = runs.get("first")
+    if first:
+        asked = first["registry"]["security"]
+        check("first: every manifest asked once", asked == first["scan"]["manifests"],
+              f"{asked:,} requests, {first['scan']['manifests']:,} manifests", "requests = manifests")
+        ideal = asked / args.registry_concurrency * args.latency
+        scan = first["stages"]["scan"]["wall_s"]
+        check("first: scan wall time", ideal and scan <= 1.25 * ideal,
+              f"{scan:.2f} s = {scan / ideal:.2f}x of {ideal:.2f} s" if ideal else f"{scan:.2f} s",
+              f"<= 1.25 x ({asked:,} / {args.registry_concurrency} x {args.latency * 1000:.0f} ms)")
     # Writes: a new object is created bare, then its status, then its labels and content hash as
     # a small patch (apply.py: the hash last, pod labels never ahead of status.affectedPods); a
     # changed one gets one status write and at most two spec/label writes (PUT when the spec
@@ -696,17 +821,35 @@ def checks(doc: dict[str, Any], args: argparse.Namespace) -> list[dict[str, Any]
                   f"{2 * (created + updated):,} delete={deleted:,}")
         return ok, " ".join(f"{k}={v:,}" for k, v in w.items()), target
 
-    first = runs.get("first")
     if first:
         n = doc["expected"]["first"]
         ok, value, target = writes_ok(first, n, 0, 0)
         got = first["apply"]
         check("first: writes only for the objects to create", ok and got["created"] == n and got["failed"] == 0,
               f"{value}; created={got['created']:,}", target)
+        sent = sum(s["bytes_sent"] for s in first["stages"].values())
+        objects = doc.get("objects") or {}
+        if objects.get("bytes"):
+            check("first: bytes sent to the API server / bytes of the objects written",
+                  sent <= 2.1 * objects["bytes"],
+                  f"{human_bytes(sent)} / {human_bytes(objects['bytes'])} ({objects['objects']:,} objects) = "
+                  f"{sent / objects['bytes']:.2f}x", "<= 2.1x")
+        quota = args.etcd_quota_gb * 1024 ** 3 if args.etcd_quota_gb else ETCD_DEFAULT_QUOTA
+        biggest = max(r["etcd_db_bytes"] for r in doc["runs"])
+        failed = sum(r["apply"]["failed"] for r in doc["runs"])
+        check("etcd: within quota" + ("" if not args.etcd_quota_gb else f" (raised to {args.etcd_quota_gb} GiB)"),
+              biggest <= quota and failed == 0,
+              f"database {human_bytes(first['etcd_db_bytes'])} after the first run, at most "
+              f"{human_bytes(biggest)}; {failed} failed writes", f"<= {human_bytes(quota)}, no failed write")
     second = runs.get("unchanged")
     if second:
         writes = {v: sum(s["api"].get(v, 0) for s in second["stages"].values()) for v in WRITE_VERBS}
         check("unchanged: zero writes", not any(writes.values()), str(writes), "0")
+    before = runs.get("unchanged (before)")
+    if second and before:
+        check("unchanged: wall time against the code before", second["wall_s"] <= 0.5 * before["wall_s"],
+              f"{second['wall_s']:.1f} s / {before['wall_s']:.1f} s = {second['wall_s'] / before['wall_s']:.2f}x",
+              "<= 0.5x")
     third = runs.get("churn")
     if third:
         exp = doc["expected"]["churn"]
@@ -716,6 +859,25 @@ def checks(doc: dict[str, Any], args: argparse.Namespace) -> list[dict[str, Any]
               f"{value}; created={got['created']:,} updated={got['updated']:,} deleted={got['deleted']:,} "
               f"(the objects {'are' if doc['expected']['churn_keys_match'] else 'are NOT'} the changed ones)",
               target)
+    frequent = runs.get("frequent")
+    if frequent:
+        exp = doc["expected"]["frequent"]
+        ok, value, target = writes_ok(frequent, exp["created"], exp["updated"], exp["deleted"])
+        check("frequent: writes only for the new pods' objects", ok and doc["expected"]["frequent_keys_match"],
+              value, target)
+        ref = before or second
+        if ref:
+            check(f"frequent: wall time against the unchanged run of {'the code before' if before else 'this code'}",
+                  frequent["wall_s"] <= 0.25 * ref["wall_s"],
+                  f"{frequent['wall_s']:.1f} s / {ref['wall_s']:.1f} s = {frequent['wall_s'] / ref['wall_s']:.2f}x",
+                  "<= 0.25x" + ("" if before else " (no --baseline: compared with this code's)"))
+    for r in doc.get("scan_sweep") or ():
+        check(f"scan alone at concurrency {r['concurrency']}: CPU per answer", r["cpu_ms_per_answer"] <= 1.5,
+              f"{r['cpu_ms_per_answer']:.2f} ms", "<= 1.5 ms")
+        if r["concurrency"] in (32, 64):
+            ratio = r["wall_s"] / r["ideal_s"] if r["ideal_s"] else math.inf
+            check(f"scan alone at concurrency {r['concurrency']}: wall / ideal", ratio <= 1.25, f"{ratio:.2f}x",
+                  "<= 1.25x")
     parse = doc.get("parse")
     if parse:
         check("snapshot parse vs kubernetes models", parse["ratio"] >= 5,
@@ -766,6 +928,13 @@ def main() -> None:
     parser.add_argument("--write-concurrency", type=int, default=8, help="the job's setting (default 8)")
     parser.add_argument("--page-size", type=int, default=500, help="the job's setting (default 500)")
     parser.add_argument("--churn", type=float, default=0.05, help="share of pods rolled to new images (0.05)")
+    parser.add_argument("--growth", type=float, default=0.01,
+                        help="share of pods new before the frequent run, half on new manifests (0.01)")
+    parser.add_argument("--baseline", type=Path,
+                        help="a checkout of the code before (e.g. `git worktree add /tmp/base 6c0c6f0`): its "
+                             "unchanged run too, right after ours, for before/after columns")
+    parser.add_argument("--etcd-quota-gb", type=float, default=0,
+                        help="raise etcd's quota to this many GiB (default: etcd's own, 2 GiB)")
     parser.add_argument("--parse-pages", type=int, default=20,
                         help="pages deserialised into kubernetes models, the time scaled to all pages (default 20; "
                              "0: all)")
@@ -775,7 +944,7 @@ def main() -> None:
     parser.add_argument("--no-feeds", action="store_true", help="run without the KEV and EPSS feeds")
     parser.add_argument("--json", type=Path, help="write every figure to this JSON file")
     parser.add_argument("--keep", action="store_true", help="keep the work folder (reports, logs)")
-    parser.add_argument("--scan-sweep", default="8,16,32",
+    parser.add_argument("--scan-sweep", default="8,16,32,64",
                         help="also time the registry part of the scan alone at these concurrencies "
                              "(comma-separated; '' for none)")
     parser.add_argument("--play", help=argparse.SUPPRESS)
@@ -796,13 +965,16 @@ def main() -> None:
 
     began = time.perf_counter()
     doc: dict[str, Any] = {"machine": machine(), "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
-                           "parameters": {k: v for k, v in vars(args).items()
+                           "parameters": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()
                                           if k not in ("play", "serve_registry", "scan_child", "json")}}
     say(f"imvjob play benchmark: {args.pods:,} pods, {args.manifests:,} manifests, ~{args.vulns} vulnerabilities "
         f"each; registry latency {args.latency * 1000:.0f} ms on {args.hosts} hosts")
     cluster = synth.build(pods=args.pods, manifests=args.manifests, vulns=args.vulns, hosts=args.hosts,
                           seed=args.seed)
     synth.plan_churn(cluster, args.churn)
+    synth.plan_growth(cluster, args.growth)
+    if args.baseline and not (args.baseline / "job" / "pipeline.py").is_file():
+        parser.error(f"--baseline {args.baseline}: not a checkout of this project (no job/pipeline.py)")
     workdir = Path(tempfile.mkdtemp(prefix="imvjob-bench-"))
     registry = Registry(args, workdir)
     cp = None
@@ -810,7 +982,7 @@ def main() -> None:
         from controlplane import CRD_NAME, PROJECT_CRD, find_binaries
 
         t0 = time.perf_counter()
-        cp = control_plane_class().start(find_binaries())
+        cp = control_plane_class(args.etcd_quota_gb).start(find_binaries())
         cp.apply_yaml(PROJECT_CRD)
         cp.wait_crd_established(CRD_NAME)
         say(f"  control plane ready in {time.perf_counter() - t0:.1f} s ({cp.server})")
@@ -839,17 +1011,33 @@ def main() -> None:
         before = synth.expected_objects(cluster)
         doc["expected"] = {"first": len(before)}
         doc["runs"] = [run_play("first", args, cp, registry, workdir, settings)]
+        say("  counting the bytes of the objects written")
+        doc["objects"] = object_bytes(cp)
+        if args.baseline:  # the same previous run to compare with as ours has
+            (workdir / "out-before").mkdir()
+            shutil.copyfile(workdir / "out" / "summary.json", workdir / "out-before" / "summary.json")
         doc["runs"].append(run_play("unchanged", args, cp, registry, workdir, settings))
+        if args.baseline:
+            doc["runs"].append(run_play("unchanged (before)", args, cp, registry, workdir,
+                                        {**settings, "output": str(workdir / "out-before")}, code=args.baseline))
         say(f"  rollout of {args.churn:.0%} of the pods to new image versions")
         doc["churn"] = churn(cluster, registry.hosts, loader)
         after = synth.expected_objects(cluster)
         want = expected_writes(before, after)
         doc["expected"]["churn"] = {k: len(v) for k, v in want.items()}
         doc["runs"].append(run_play("churn", args, cp, registry, workdir, settings))
-        sweep = [int(x) for x in args.scan_sweep.split(",") if x.strip()]
-        doc["scan_sweep"] = scan_sweep(sweep, args, cluster, registry, workdir, settings) if sweep else []
         keys = doc["runs"][-1].pop("keys")
         doc["expected"]["churn_keys_match"] = all(set(keys[k]) == want[k] for k in want)
+        say(f"  {args.growth:.0%} of new pods, then a frequent run (--no-reports, scan cache)")
+        doc["growth"] = growth(cluster, registry.hosts, loader)
+        grown = synth.expected_objects(cluster)
+        want = expected_writes(after, grown)
+        doc["expected"]["frequent"] = {k: len(v) for k, v in want.items()}
+        doc["runs"].append(run_play("frequent", args, cp, registry, workdir, {**settings, "no_reports": True}))
+        keys = doc["runs"][-1].pop("keys")
+        doc["expected"]["frequent_keys_match"] = all(set(keys[k]) == want[k] for k in want)
+        sweep = [int(x) for x in args.scan_sweep.split(",") if x.strip()]
+        doc["scan_sweep"] = scan_sweep(sweep, args, cluster, registry, workdir, settings) if sweep else []
         for r in doc["runs"]:
             r.pop("keys", None)
     finally:
@@ -875,15 +1063,23 @@ def main() -> None:
           + (f" [models timed on {p['k8s_pages']} pages, scaled]" if p["k8s_pages"] != p["pages"] else ""))
     for r in doc["runs"]:
         print_run(r)
+    o = doc.get("objects") or {}
+    if o:
+        print(f"\nobjects after the first run: {o['objects']:,} ImageManifestVulns, {human_bytes(o['bytes'])} as JSON")
+    print_side_by_side(doc)
     if doc.get("scan_sweep"):
         print(f"\nthe registry part of the scan alone ({args.manifests:,} manifests, {args.latency * 1000:.0f} ms):")
         for r in doc["scan_sweep"]:
             print(f"   concurrency {r['concurrency']:>3}: {r['wall_s']:6.1f} s wall, {r['cpu_s']:6.1f} s CPU, "
+                  f"({r['cpu_ms_per_answer']:.2f} ms per answer), "
                   f"ideal {r['ideal_s']:5.1f} s -> {r['wall_s'] / r['ideal_s']:.2f}x "
                   f"(max {r['max_in_flight']} in flight, {r['requests']:,} requests)")
     c = doc["churn"]
     print(f"\nrollout: {c['workloads']} workloads, {c['pods']:,} pods, {c['new_manifests']} new manifests; "
           f"expected writes {doc['expected']['churn']}")
+    g = doc["growth"]
+    print(f"growth: {g['workloads']} new workloads, {g['pods']:,} new pods, {g['new_manifests']} new manifests; "
+          f"expected writes {doc['expected']['frequent']}")
     doc["checks"] = checks(doc, args)
     print("\nchecks:")
     for item in doc["checks"]:

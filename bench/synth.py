@@ -14,6 +14,7 @@ The shape follows what large clusters look like:
 
 `churn()` turns a share of the pods over to new image versions the way a rollout does: a
 Deployment gets a new manifest and a new ReplicaSet, its pods are replaced by new ones.
+`plan_growth()` adds a share of new pods, some running new manifests, for a frequent run.
 """
 from __future__ import annotations
 
@@ -147,6 +148,8 @@ class Cluster:
     workloads: list[WorkloadSpec]
     #: Rollouts planned by churn(): (workload index, new manifest index, new template hash).
     rollouts: list[tuple[int, int, str]] = field(default_factory=list)
+    #: Workloads planned by plan_growth(), started by apply_growth().
+    growth: list[WorkloadSpec] = field(default_factory=list)
 
     @property
     def pods(self) -> int:
@@ -308,6 +311,42 @@ def apply_churn(cluster: Cluster) -> list[tuple[WorkloadSpec, WorkloadSpec]]:
         w.generation += 1
         changed.append((before, w))
     return changed
+
+
+def plan_growth(cluster: Cluster, share: float = 0.01) -> None:
+    """Plan new Deployments holding `share` of the pods, as the few minutes between two frequent
+    runs bring: half of them run a new build of an application (a manifest the registry has not
+    been asked about, added to the catalogue now so that it can serve it), half an image already
+    running elsewhere. Call it after plan_churn(), in the same order everywhere."""
+    rng = random.Random(cluster.seed + 2)
+    target = max(1, int(cluster.pods * share))
+    running = sorted(cluster.running_manifests())
+    planned = 0
+    while planned < target:
+        k = len(cluster.growth)
+        ns = cluster.namespaces[rng.randrange(len(cluster.namespaces))]
+        replicas = min(rng.choice((1, 2, 3, 4)), target - planned)
+        if k % 2 == 0:
+            old = cluster.manifests[rng.choice(running)]
+            index = len(cluster.manifests)
+            cluster.manifests.append(Manifest(index=index, host=old.host, repository=old.repository,
+                                              digest="sha256:" + sha("manifest", cluster.seed, index),
+                                              family=old.family, base=old.base, state=old.state,
+                                              packages=old.packages, clean_packages=old.clean_packages))
+        else:
+            index = rng.choice(running)
+        app = cluster.manifests[index].repository.rsplit("/", 1)[1].rsplit("-", 1)[0]
+        name = f"{app}-new-{k}"
+        cluster.growth.append(WorkloadSpec(index=len(cluster.workloads) + k, namespace=ns, kind="Deployment",
+                                           name=name, replicas=replicas, containers=[Container(app, index)],
+                                           template_hash=sha("hash", ns, name, "grow")[:9]))
+        planned += replicas
+
+
+def apply_growth(cluster: Cluster) -> list[WorkloadSpec]:
+    """Start the planned workloads in the model; returns them."""
+    cluster.workloads.extend(cluster.growth)
+    return list(cluster.growth)
 
 
 # --- what the cluster should hold --------------------------------------------------------
