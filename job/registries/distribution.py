@@ -43,13 +43,16 @@ LAYER_TYPES = frozenset({
     "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
     "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd",
 })
+#: Seconds a pull token lives when the token service does not say (the token spec's default).
+_TOKEN_LIFETIME = 60.0
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 _CHALLENGE_PARAM = re.compile(r'([A-Za-z][A-Za-z0-9_-]*)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]+))')
-_TOKEN_LIFETIME = 60.0
 
 
 @dataclass(frozen=True, slots=True)
 class LayerRef:
+    """One layer of a pulled manifest, as Clair's index request names it."""
+
     digest: str
     #: Where the layer is downloaded from: the registry's blob URL, or a foreign layer's own URL.
     uri: str
