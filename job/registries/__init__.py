@@ -2,8 +2,9 @@
 
 `scan_manifests` is the one entry point. Offline (--secscan-dir) it reads Quay security
 responses from files; otherwise it asks Quay (discovered), Clair v4 or Harbor (configured per
-host) over one pooled, bounded, retrying HTTP client. Every request gets exactly one
-ScanResult; no per-manifest problem raises. Configuration problems raise ConfigError before
+host) over one pooled, bounded, retrying HTTP client; each of those three is a `Backend`
+(backend.py: one scan call, one result type, one UnexpectedShape error for its parser). Every
+request gets exactly one ScanResult; no per-manifest problem raises. Configuration problems raise ConfigError before
 any request is sent.
 """
 from __future__ import annotations
