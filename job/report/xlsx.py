@@ -1,36 +1,22 @@
-"""The workbook: one sheet per view, every row, streamed (openpyxl write-only mode).
+"""The workbook: one sheet per view, every row, streamed (job.report.xlsx_package writes the file).
 
 No cell is ever a formula: registry text that a spreadsheet could read as one (a leading =, +,
 -, @, tab or CR, or an error literal such as #N/A) is stored as a text cell with Excel's
 "quote prefix", so it shows as typed and stays text when edited.
-
-Rows go to openpyxl's write-only stream as whole <row> elements: openpyxl's own cell-by-cell
-path costs about 20 µs a cell, too slow for the 2-3 million cells of a large cluster. openpyxl
-still writes everything else (workbook, styles, sheet views, filters, hyperlinks); the hooks used
-are those of the pinned openpyxl version, and the tests read every sheet back.
 """
 from __future__ import annotations
 
 import datetime as dt
 import io
-import re
 from pathlib import Path
-from typing import Any, BinaryIO, Iterable, NamedTuple
-
-from openpyxl import Workbook
-from openpyxl.cell.cell import ERROR_CODES, WriteOnlyCell
-from openpyxl.styles import Font, PatternFill
-from openpyxl.styles.cell_style import StyleArray
-from openpyxl.utils import get_column_letter
-from openpyxl.utils.datetime import to_excel
-from openpyxl.worksheet.hyperlink import Hyperlink
-from openpyxl.xml.functions import Element, SubElement
+from typing import Any, BinaryIO, Iterable
 
 from job.model import SEVERITIES
 from job.report.fixes import Fix
 from job.report.palette import background, foreground
 from job.report.text import safe_link, safe_links
 from job.report.xlsx_accepted import ACCEPTED_COLUMNS, accepted_rows
+from job.report.xlsx_package import Package, Style, Styled
 from job.report.xlsx_triage import (OVERDUE_COLUMNS, day_date, findings_text, overdue_rows, triage_rows,
                                     vulnerability_signals)
 from job.report.view import SEVERITIES_DESC, Counts, ReportContext, WorkloadItem
@@ -39,178 +25,79 @@ from job.report.view import SEVERITIES_DESC, Counts, ReportContext, WorkloadItem
 MAX_LINKS_PER_SHEET = 65_000
 #: Data rows per sheet (Excel's limit is 1,048,576 rows with the header); more go to "Name (2)" ...
 MAX_ROWS_PER_SHEET = 1_048_575
-_CELL_LIMIT = 32_767
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-# Characters XML 1.0 cannot carry (and lone surrogates, which UTF-8 cannot).
-_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
-_XML_SPACE = "{http://www.w3.org/XML/1998/namespace}space"
 _LIST_LIMIT = 30  # names listed in one cell before "(+N more)"
 
-_HEADER_FONT = Font(bold=True, color="FFFFFFFF")
-_HEADER_FILL = PatternFill("solid", fgColor="FF1D2430")
-_LINK_FONT = Font(color="FF1B5FA6", underline="single")
-_BOLD = Font(bold=True)
-_TITLE_FONT = Font(bold=True, size=14)
-_SEV_FILL = {s: PatternFill("solid", fgColor="FF" + background(s)[1:].upper()) for s in SEVERITIES}
-_SEV_FONT = {s: Font(bold=True, color="FF" + foreground(s)[1:].upper()) for s in SEVERITIES}
-_DATE_FORMAT = "yyyy-mm-dd hh:mm"
-
-
-def text(value: str) -> str:
-    """A string as a cell value: characters XML cannot carry replaced, bounded to Excel's cell size."""
-    return _ILLEGAL.sub("\ufffd", value)[:_CELL_LIMIT]
-
-
-class Styled(NamedTuple):
-    """A cell value with a style (an index of the workbook's cell styles) and maybe a hyperlink."""
-
-    value: Any
-    style: int
-    link: str = ""
-
-
-class _Styles:
-    """The workbook's cell styles, each registered once (openpyxl hashes a style on every use)."""
-
-    def __init__(self, wb: Workbook) -> None:
-        self.wb = wb
-        self._ids: dict[tuple, int] = {}
-        self._quoted: dict[int, int] = {}
-
-    def id(self, ws: Any, *, font: Font | None = None, fill: PatternFill | None = None,
-           number_format: str = "") -> int:
-        key = (id(font), id(fill), number_format)
-        found = self._ids.get(key)
-        if found is None:
-            proto = WriteOnlyCell(ws)
-            if font is not None:
-                proto.font = font
-            if fill is not None:
-                proto.fill = fill
-            if number_format:
-                proto.number_format = number_format
-            found = self._ids[key] = proto.style_id
-        return found
-
-    def quoted(self, style: int) -> int:
-        """The same style with Excel's quote prefix: the text is shown as typed, never evaluated."""
-        found = self._quoted.get(style)
-        if found is None:
-            array = StyleArray(self.wb._cell_styles[style])
-            array.quotePrefix = 1
-            found = self._quoted[style] = self.wb._cell_styles.add(array)
-        return found
+_HEADER = Style(bold=True, color="FFFFFFFF", fill="FF1D2430")
+_LINK = Style(color="FF1B5FA6", underline=True)
+_BOLD = Style(bold=True)
+_TITLE = Style(bold=True, size=14)
+_DATE = Style(number_format="yyyy-mm-dd hh:mm")
+_SEVERITY = {s: Style(bold=True, color="FF" + foreground(s)[1:].upper(), fill="FF" + background(s)[1:].upper())
+             for s in SEVERITIES}
 
 
 class _Sheet:
     """One view: header, widths, frozen first row, autofilter; continues on a new sheet when full."""
 
-    def __init__(self, wb: Workbook, styles: _Styles, title: str, columns: list[tuple[str, int]]) -> None:
-        self.wb, self.styles, self.title, self.columns = wb, styles, title, columns
-        self.letters = [get_column_letter(i) for i in range(1, len(columns) + 1)]
+    def __init__(self, book: Package, title: str, columns: list[tuple[str, int]]) -> None:
+        self.book, self.title, self.columns = book, title, columns
+        ids = book.styles.id
+        self._link, self._date, self._bold, self._title = ids(_LINK), ids(_DATE), ids(_BOLD), ids(_TITLE)
+        self._severity = {s: ids(style) for s, style in _SEVERITY.items()}
         self.part = 0
         self._open()
 
     def _open(self) -> None:
         self.part += 1
-        self.ws = self.wb.create_sheet(self.title if self.part == 1 else f"{self.title} ({self.part})")
-        for letter, (_name, width) in zip(self.letters, self.columns):
-            self.ws.column_dimensions[letter].width = width
-        self.ws.freeze_panes = "A2"
-        # Printed: landscape, every column on the paper's width, the header row on every page.
-        self.ws.page_setup.orientation = "landscape"
-        self.ws.page_setup.fitToWidth, self.ws.page_setup.fitToHeight = 1, 0
-        self.ws.sheet_properties.pageSetUpPr.fitToPage = True
-        self.ws.print_title_rows = "1:1"
+        self.ws = self.book.sheet(self.title if self.part == 1 else f"{self.title} ({self.part})",
+                                  [width for _name, width in self.columns], links=MAX_LINKS_PER_SHEET)
         self.rows = 0
-        self.links = 0
-        # Rows arrive ready: openpyxl passes them through untouched to _write_row.
-        self.ws._get_writer()
-        self.ws._values_to_row = lambda values, row_idx: values
-        self.ws._writer.write_row = self._write_row
-        header = self.style(font=_HEADER_FONT, fill=_HEADER_FILL)
-        self.ws.append([Styled(name, header) for name, _w in self.columns])
-
-    def style(self, **kwargs: Any) -> int:
-        return self.styles.id(self.ws, **kwargs)
+        header = self.book.styles.id(_HEADER)
+        self.ws.row([Styled(name, header) for name, _w in self.columns])
 
     def severity(self, name: str) -> Any:
-        if name not in _SEV_FILL:
-            return name or None
-        return Styled(name, self.style(font=_SEV_FONT[name], fill=_SEV_FILL[name]))
+        style = self._severity.get(name)
+        return Styled(name, style) if style is not None else (name or None)
 
     def link(self, url: str, label: str = "") -> Any:
         """A hyperlink cell for an http(s) URL (plain text once the sheet's hyperlinks run out)."""
         url = safe_link(url)
         if not url:
             return label or None
-        return Styled(label or url, self.style(font=_LINK_FONT), url)
+        return Styled(label or url, self._link, url)
 
     def date(self, value: dt.datetime | None) -> Any:
-        return None if value is None else Styled(value, self.style(number_format=_DATE_FORMAT))
+        return None if value is None else Styled(value, self._date)
 
     def bold(self, value: Any) -> Styled:
-        return Styled(value, self.style(font=_BOLD))
+        return Styled(value, self._bold)
 
     def title_cell(self, value: str) -> Styled:
-        return Styled(value, self.style(font=_TITLE_FONT))
+        return Styled(value, self._title)
 
     def append(self, values: Iterable[Any]) -> None:
-        if self.rows >= MAX_ROWS_PER_SHEET:
-            self.close()
+        # A new sheet when this one has Excel's most rows, or as much XML as a zip entry may hold.
+        if self.rows >= MAX_ROWS_PER_SHEET or (self.rows and self.ws.full()):
+            self.ws.close()
             self._open()
         self.rows += 1
-        self.ws.append(list(values))
+        self.ws.row(list(values))
 
     def close(self) -> None:
-        if self.rows:
-            self.ws.auto_filter.ref = f"A1:{self.letters[-1]}{self.rows + 1}"
-
-    def _write_row(self, xf: Any, row: list[Any], row_idx: int) -> None:
-        """One <row> element, built whole and written at once."""
-        r = str(row_idx)
-        el = Element("row", r=r)
-        for letter, item in zip(self.letters, row):
-            style, link = 0, ""
-            if isinstance(item, Styled):
-                item, style, link = item
-                if link and self.links >= MAX_LINKS_PER_SHEET:
-                    style, link = 0, ""
-            if item is None or item == "":
-                continue
-            ref = letter + r
-            if isinstance(item, str):
-                value = text(item)
-                if value.startswith(_FORMULA_START) or value in ERROR_CODES:
-                    style = self.styles.quoted(style)
-                c = SubElement(el, "c", {"r": ref, "t": "inlineStr", "s": str(style)} if style else
-                               {"r": ref, "t": "inlineStr"})
-                t = SubElement(SubElement(c, "is"), "t")
-                t.text = value
-                if value != value.strip():
-                    t.set(_XML_SPACE, "preserve")
-            else:
-                if isinstance(item, dt.datetime):
-                    item = to_excel(item)
-                elif isinstance(item, bool) or not isinstance(item, (int, float)):
-                    raise TypeError(f"no cell type for {type(item).__name__}")
-                c = SubElement(el, "c", {"r": ref, "t": "n", "s": str(style)} if style else {"r": ref, "t": "n"})
-                SubElement(c, "v").text = repr(item)
-            if link:
-                self.links += 1
-                self.ws._hyperlinks.append(Hyperlink(ref=ref, target=link))
-        xf.write(el)
+        self.ws.close()
 
 
 # --- the sheets -----------------------------------------------------------------------------------
 
 
 def write_xlsx(ctx: ReportContext, *, dest: Path | BinaryIO) -> None:
-    wb = Workbook(write_only=True)
-    styles = _Styles(wb)
+    """I/O: the workbook into dest; its parts carry the time the pods were listed, so that the same
+    run gives the same bytes."""
+    book = Package(str(dest) if isinstance(dest, Path) else dest, when=_taken_at(ctx.taken_at),
+                   title=f"Image vulnerability report: {ctx.cluster}")
     for sheet in (_summary, _workloads, _overdue, _accepted, _images, _vulnerabilities, _changes, _coverage):
-        sheet(wb, styles, ctx)
-    wb.save(dest)
+        sheet(book, ctx)
+    book.close()
 
 
 def xlsx_bytes(ctx: ReportContext) -> bytes:
@@ -245,8 +132,8 @@ def _fix_text(fixes: tuple[Fix, ...]) -> str:
                      for f in fixes)
 
 
-def _summary(wb: Workbook, styles: _Styles, ctx: ReportContext) -> None:
-    sheet = _Sheet(wb, styles, "Summary", [("Item", 34), ("Value", 70), ("New", 12), ("Resolved", 12),
+def _summary(book: Package, ctx: ReportContext) -> None:
+    sheet = _Sheet(book, "Summary", [("Item", 34), ("Value", 70), ("New", 12), ("Resolved", 12),
                                    ("Vulnerable images", 18), ("Change", 12)])
     t, ch = ctx.totals, ctx.changes
     add = sheet.append
@@ -304,8 +191,8 @@ def _summary(wb: Workbook, styles: _Styles, ctx: ReportContext) -> None:
     sheet.close()
 
 
-def _workloads(wb: Workbook, styles: _Styles, ctx: ReportContext) -> None:
-    sheet = _Sheet(wb, styles, "Workloads", [
+def _workloads(book: Package, ctx: ReportContext) -> None:
+    sheet = _Sheet(book, "Workloads", [
         ("Namespace", 22), ("Kind", 13), ("Workload", 30), ("Owners", 30), ("Highest severity", 15),
         *[(s, 10) for s in SEVERITIES_DESC], ("Total", 9), ("Fixable", 9), ("New", 8),
         ("Images not scanned", 12), ("Containers unresolved", 12), ("Pods", 8), ("Update to (fixed-by)", 70),
@@ -323,8 +210,8 @@ def _workloads(wb: Workbook, styles: _Styles, ctx: ReportContext) -> None:
     sheet.close()
 
 
-def _overdue(wb: Workbook, styles: _Styles, ctx: ReportContext) -> None:
-    sheet = _Sheet(wb, styles, "Overdue", OVERDUE_COLUMNS)
+def _overdue(book: Package, ctx: ReportContext) -> None:
+    sheet = _Sheet(book, "Overdue", OVERDUE_COLUMNS)
     overdue_rows(sheet, ctx)
     sheet.close()
 
@@ -343,8 +230,8 @@ def _base(hint: tuple[int, int]) -> str | None:
     return f"{base} of {of}" if of else None
 
 
-def _images(wb: Workbook, styles: _Styles, ctx: ReportContext) -> None:
-    sheet = _Sheet(wb, styles, "Images", [
+def _images(book: Package, ctx: ReportContext) -> None:
+    sheet = _Sheet(book, "Images", [
         ("Image", 45), ("Digest", 24), ("State", 14), ("Why not scanned", 30), ("Highest severity", 15),
         *[(s, 10) for s in SEVERITIES_DESC], ("Total", 9), ("Fixable", 9), ("Namespaces", 30),
         ("Workloads", 50), ("Pods", 8), ("Pod names", 50), ("Registry page", 40), ("Scanned by", 10)])
@@ -357,8 +244,8 @@ def _images(wb: Workbook, styles: _Styles, ctx: ReportContext) -> None:
     sheet.close()
 
 
-def _vulnerabilities(wb: Workbook, styles: _Styles, ctx: ReportContext) -> None:
-    sheet = _Sheet(wb, styles, "Vulnerabilities", [
+def _vulnerabilities(book: Package, ctx: ReportContext) -> None:
+    sheet = _Sheet(book, "Vulnerabilities", [
         ("Severity", 12), ("Vulnerability", 30), ("Package", 24), ("Installed version", 20), ("Fixed by", 20),
         ("CVSS", 7), ("Image", 40), ("Digest", 24), ("Namespaces", 28), ("Workloads", 45), ("Pods", 7),
         ("Advisory", 45), ("More links", 30), ("Description", 60), ("CVEs", 24), ("KEV due", 12),
@@ -386,8 +273,8 @@ def _short(description: str, limit: int = 300) -> str:
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
-def _changes(wb: Workbook, styles: _Styles, ctx: ReportContext) -> None:
-    sheet = _Sheet(wb, styles, "Changes", [("Change", 10), ("Severity", 12), ("Namespace", 22), ("Workload", 32),
+def _changes(book: Package, ctx: ReportContext) -> None:
+    sheet = _Sheet(book, "Changes", [("Change", 10), ("Severity", 12), ("Namespace", 22), ("Workload", 32),
                                    ("Package", 24), ("Vulnerability", 30), ("Image", 40), ("Note", 30)])
     ch = ctx.changes
     if not ch.has_previous:
@@ -399,14 +286,14 @@ def _changes(wb: Workbook, styles: _Styles, ctx: ReportContext) -> None:
     sheet.close()
 
 
-def _accepted(wb: Workbook, styles: _Styles, ctx: ReportContext) -> None:
-    sheet = _Sheet(wb, styles, "Accepted", ACCEPTED_COLUMNS)
+def _accepted(book: Package, ctx: ReportContext) -> None:
+    sheet = _Sheet(book, "Accepted", ACCEPTED_COLUMNS)
     accepted_rows(sheet, ctx)
     sheet.close()
 
 
-def _coverage(wb: Workbook, styles: _Styles, ctx: ReportContext) -> None:
-    sheet = _Sheet(wb, styles, "Coverage", [("What", 10), ("Subject", 60), ("State", 22), ("Job error", 10),
+def _coverage(book: Package, ctx: ReportContext) -> None:
+    sheet = _Sheet(book, "Coverage", [("What", 10), ("Subject", 60), ("State", 22), ("Job error", 10),
                                             ("Why", 50), ("Namespaces", 30), ("Workloads", 50), ("Pods", 8)])
     if not ctx.coverage:
         sheet.append(["none", "every running image was scanned and every container's image identified"])

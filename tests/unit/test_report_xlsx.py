@@ -144,3 +144,46 @@ def test_every_sheet_prints_fit_to_the_paper_width_with_its_header_on_each_page(
         assert (setup.orientation, setup.fitToWidth, setup.fitToHeight) == ("landscape", 1, 0), ws.title
         assert ws.sheet_properties.pageSetUpPr.fitToPage, ws.title
         assert ws.print_title_rows == "$1:$1", ws.title
+
+
+def test_the_same_run_gives_the_same_bytes_stamped_with_the_time_its_pods_were_listed():
+    snap, results = sample()
+    first = xlsx_bytes(build_context(snapshot=snap, results=results, outcome=None, previous=None,
+                                     settings=make_settings()))
+    second = xlsx_bytes(build_context(snapshot=snap, results=results, outcome=None, previous=None,
+                                      settings=make_settings()))
+    assert first == second
+    with zipfile.ZipFile(io.BytesIO(first)) as z:
+        assert {info.date_time for info in z.infolist()} == {(2026, 5, 4, 6, 0, 0)}
+    props = openpyxl.load_workbook(io.BytesIO(first)).properties
+    assert props.created == props.modified == dt.datetime(2026, 5, 4, 6, 0)
+
+
+def test_a_sheet_continues_before_its_xml_outgrows_a_zip_entry(monkeypatch):
+    from job.report import xlsx_package
+    monkeypatch.setattr(xlsx_package, "PART_BYTES", 1)  # every row makes a sheet "full"
+    vulns = [make_vuln(f"CVE-{i}", "High") for i in range(3)]
+    snap = make_snapshot([make_pod("shop", "web-1", WEB)])
+    wb, _ = workbook_of(snap, {WEB: make_result(WEB, make_feature("openssl", "1", *vulns))})
+
+    parts = [n for n in wb.sheetnames if n.startswith("Vulnerabilities")]
+    assert parts == ["Vulnerabilities", "Vulnerabilities (2)", "Vulnerabilities (3)"]
+    found = [r for name in parts for r in rows(wb[name])]
+    assert sorted(r["Vulnerability"] for r in found) == ["CVE-0", "CVE-1", "CVE-2"]
+    assert all(wb[name].freeze_panes == "A2" and wb[name].auto_filter.ref == "A1:R2" for name in parts)
+
+
+def test_styles_links_and_dates_read_back_as_written():
+    ref = make_ref("shop/amp")
+    snap = make_snapshot([make_pod("shop", "amp-1", ref)])
+    link = "https://example.com/advisory?id=1&lang=en"
+    wb, _ = workbook_of(snap, {ref: make_result(ref, make_feature("zlib", "1", make_vuln("CVE-9", link=link)))})
+    ws = wb["Vulnerabilities"]
+    header, advisory = ws["A1"], ws["L2"]
+    assert (header.font.b, header.font.color.rgb, header.fill.fgColor.rgb) == (True, "FFFFFFFF", "FF1D2430")
+    assert (advisory.value, advisory.hyperlink.target) == (link, link)
+    assert (advisory.font.u, advisory.font.color.rgb) == ("single", "FF1B5FA6")
+    taken = next(c for row in wb["Summary"].iter_rows() for c in row if isinstance(c.value, dt.datetime))
+    assert taken.number_format == "yyyy-mm-dd hh:mm"
+    summary = wb["Summary"]
+    assert summary["A2"].value == "Image vulnerability report" and summary["A2"].font.sz == 14
