@@ -4,8 +4,8 @@
 responses from files; otherwise it asks Quay (discovered), Clair v4 or Harbor (configured per
 host) over one pooled, bounded, retrying HTTP client; each of those three is a `Backend`
 (backend.py: one scan call, one result type, one UnexpectedShape error for its parser). Every
-request gets exactly one ScanResult; no per-manifest problem raises. Configuration problems raise ConfigError before
-any request is sent.
+request gets exactly one ScanResult; no per-manifest problem raises. Configuration problems
+raise ConfigError before any request is sent.
 """
 from __future__ import annotations
 
