@@ -160,7 +160,8 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="imvjob-bench-scan-"))
     # The simulator's reports do not depend on the pods: a small cluster builds faster.
     sim_args = argparse.Namespace(plain_http=args.plain_http, hosts=args.hosts, latency=args.latency,
-                                  pods=1_000, manifests=args.manifests, vulns=args.vulns, seed=args.seed, churn=0.0)
+                                  pods=1_000, manifests=args.manifests, vulns=args.vulns, seed=args.seed, churn=0.0,
+                                  growth=0.0)
     registry = bench_play.Registry(sim_args, workdir)
     runs: list[dict[str, Any]] = []
     try:

@@ -12,48 +12,41 @@ Every registry, Clair and token request goes through `HttpClient.request`, which
 - follows redirects itself: Authorization is dropped when the host changes and https is never
   downgraded to http, so credentials only ever reach the host they were meant for;
 - gives a host up for the run after breaker_threshold consecutive failures.
+Underneath, transport.py's urllib3 pools: proxies from the environment (NO_PROXY too), the run's
+CA trust, no ~/.netrc, no cookies.
 """
 from __future__ import annotations
 
-import http.cookiejar
 import math
-import re
 import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 from urllib.parse import urljoin, urlsplit
 
-import requests
-from requests.auth import AuthBase
-from requests.structures import CaseInsensitiveDict
+from urllib3.exceptions import DecodeError, HTTPError
 
 from job import __version__
 from job.codec import decode_json
-from job.registries.bounds import ByteBudget, TooBig, Watch, Watchdog, decode_cost, watched_pools
+from job.registries.bounds import ByteBudget, TooBig, Watch, Watchdog, decode_cost
 from job.registries.breaker import HostBreaker
 from job.registries.failures import BadResponse, ScanFailure, Unreachable, excerpt
 from job.registries.retry import UNAVAILABLE, backoff_delay, is_retryable, parse_retry_after
 from job.registries.tls import Trust
+from job.registries.transport import NotSendable, Transport, connection_reason
 from job.settings import Settings
 
 USER_AGENT = f"imvjob/{__version__}"
 MAX_REDIRECTS = 5
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _CHUNK = 64 * 1024
-_NOT_SENDABLE = (requests.exceptions.InvalidHeader, requests.exceptions.InvalidURL,
-                  requests.exceptions.InvalidSchema, requests.exceptions.MissingSchema)
-_TLS_REASONS = (
-    (re.compile(r"certificate verify failed: ([^()'\"\]]+)"), "certificate verify failed: {0}"),
-    (re.compile(r"(hostname mismatch[^'\"()]*)", re.IGNORECASE), "{0}"),
-    (re.compile(r"wrong.version.number", re.IGNORECASE), "the server does not speak TLS"),
-)
 
 
 @dataclass(frozen=True, slots=True)
 class Reply:
     status: int
-    headers: CaseInsensitiveDict
+    #: Case-insensitive.
+    headers: Mapping[str, str]
     #: A bytearray when read from the network: turned into bytes, it would be held twice meanwhile.
     body: bytes | bytearray
     url: str
@@ -101,49 +94,6 @@ class _Cut(Exception):
     """The request's deadline cut it."""
 
 
-class _NoNetrc(AuthBase):
-    """Present so that requests does not add ~/.netrc credentials to our requests."""
-
-    def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
-        return r
-
-
-class _TrustAdapter(requests.adapters.HTTPAdapter):
-    """Verifies against the run's one prebuilt SSLContext instead of the CA file `verify` names
-    (same CAs; see tls.py for why). Requests sent with verify=False are left as they are."""
-
-    def __init__(self, trust: Trust, **kwargs: Any) -> None:
-        self._trust = trust
-        super().__init__(**kwargs)
-
-    # Connections are handed to the request's deadline watch (bounds.py), proxied ones too.
-    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-        super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = watched_pools(self.poolmanager.pool_classes_by_scheme)
-
-    def proxy_manager_for(self, proxy: str, **kwargs: Any) -> Any:
-        manager = super().proxy_manager_for(proxy, **kwargs)
-        manager.pool_classes_by_scheme = watched_pools(manager.pool_classes_by_scheme)
-        return manager
-
-    def _ours(self, verify: Any) -> bool:
-        return isinstance(verify, str) and verify == self._trust.ca_file
-
-    def build_connection_pool_key_attributes(self, request, verify, cert=None):  # noqa: ANN001, ANN201
-        host_params, pool_kwargs = super().build_connection_pool_key_attributes(request, verify, cert)
-        if self._ours(verify):
-            pool_kwargs.pop("ca_certs", None)
-            pool_kwargs.pop("ca_cert_dir", None)
-            pool_kwargs["ssl_context"] = self._trust.context
-        return host_params, pool_kwargs
-
-    def cert_verify(self, conn, url, verify, cert):  # noqa: ANN001, ANN201
-        super().cert_verify(conn, url, verify, cert)
-        if self._ours(verify):
-            conn.ca_certs = None
-            conn.ca_cert_dir = None
-
-
 class _HostStats:
     __slots__ = ("requests", "retries")
 
@@ -156,36 +106,6 @@ def _netloc(url: str) -> str:
     return urlsplit(url).netloc.lower()
 
 
-def _connection_reason(exc: requests.RequestException, timeout: tuple[float, float]) -> str:
-    """A short reason for a connection-level failure (no URLs, no library noise)."""
-    if isinstance(exc, requests.ConnectTimeout):
-        return f"no connection within {timeout[0]:g}s"
-    if isinstance(exc, requests.ReadTimeout):
-        return f"no answer within {timeout[1]:g}s"
-    if isinstance(exc, requests.exceptions.SSLError):
-        text = str(exc)
-        for pattern, words in _TLS_REASONS:
-            found = pattern.search(text)
-            if found:
-                return "TLS error: " + words.format(*(g.strip() for g in found.groups()))
-        return "TLS error"
-    text = str(exc)
-    for marker, words in (("Read timed out", f"no answer within {timeout[1]:g}s"),
-                          ("Connection refused", "connection refused"),
-                          ("Name or service not known", "host name not found"),
-                          ("nodename nor servname", "host name not found"),
-                          ("Temporary failure in name resolution", "host name not found"),
-                          ("Connection reset", "connection reset"),
-                          ("RemoteDisconnected", "connection closed without an answer"),
-                          ("Network is unreachable", "network unreachable"),
-                          ("No route to host", "no route to host")):
-        if marker in text:
-            return words
-    if isinstance(exc, requests.exceptions.ChunkedEncodingError):
-        return "connection broken while reading the answer"
-    return f"connection failed ({type(exc).__name__})"
-
-
 class HttpClient:
     def __init__(self, settings: Settings, *, trust: Trust, hosts_hint: int = 10) -> None:
         self.settings = settings
@@ -195,20 +115,10 @@ class HttpClient:
         self.memory_mb = max(settings.registry_memory_mb, settings.max_response_mb, 1)
         self.memory = ByteBudget(self.memory_mb * 1024 * 1024)
         self.watchdog = Watchdog()
-        self.session = requests.Session()
-        # Proxies from HTTP(S)_PROXY / NO_PROXY, read once per host (_proxies): requests would read
-        # the whole environment again on every request. CA trust never from the environment (see
-        # tls.py), nor credentials (~/.netrc).
-        self.session.trust_env = False
-        self._proxies: dict[tuple[str, str], dict[str, str]] = {}
-        self.session.auth = _NoNetrc()
-        self.session.headers["User-Agent"] = USER_AGENT
-        # Registries are untrusted: keep no cookies from one request to the next.
-        self.session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
-        per_host = max(1, settings.registry_host_concurrency)
-        adapter = _TrustAdapter(trust, pool_connections=max(10, hosts_hint), pool_maxsize=per_host, max_retries=0)
-        self.session.mount("https://", adapter)
-        self.session.mount("http://", adapter)
+        # Proxies from the environment, CA trust never from it (see tls.py), no credentials from
+        # ~/.netrc, no cookies: see transport.py.
+        self.transport = Transport(trust, user_agent=USER_AGENT, hosts=hosts_hint,
+                                   per_host=max(1, settings.registry_host_concurrency))
         self._global = threading.BoundedSemaphore(max(1, settings.registry_concurrency))
         self._lock = threading.Lock()
         self._host_slots: dict[str, threading.BoundedSemaphore] = {}
@@ -235,7 +145,7 @@ class HttpClient:
 
     def close(self) -> None:
         self.watchdog.close()
-        self.session.close()
+        self.transport.close()
 
     def release(self, budget: RetryBudget) -> None:
         """The manifest's scan is over: the bytes it held go back to the run's memory budget."""
@@ -248,15 +158,6 @@ class HttpClient:
     def _stage_check(self, budget: RetryBudget) -> None:
         if time.monotonic() >= budget.deadline:
             raise self.deadline_passed()
-
-    def _proxies_for(self, url: str) -> dict[str, str]:
-        """The environment's proxies for this scheme and host ({} when NO_PROXY bypasses them)."""
-        parts = urlsplit(url)
-        key = (parts.scheme, parts.netloc.lower())
-        found = self._proxies.get(key)
-        if found is None:
-            found = self._proxies[key] = requests.utils.get_environ_proxies(url)
-        return found
 
     # --- requests -------------------------------------------------------------------------
 
@@ -315,20 +216,20 @@ class HttpClient:
                         reply = self._send_once(method, url, headers=headers, json_body=json_body, label=label,
                                                 timeout=timeout, attempts=attempt + 1, budget=budget,
                                                 watch=watch)
-            except _NOT_SENDABLE:
+            except NotSendable:
                 # E.g. a pull secret whose token holds a line break: no retry can help, and the
                 # message would quote the header, so it is not repeated.
                 raise BadResponse(f"{label} request could not be sent (invalid header value or URL)") from None
-            except requests.exceptions.ContentDecodingError:
+            except DecodeError:
                 raise BadResponse(f"{label} answer could not be decoded (bad Content-Encoding)") from None
-            except (requests.RequestException, OSError, _Starved, _Cut) as exc:
+            except (HTTPError, OSError, _Starved, _Cut) as exc:
                 self._stage_check(budget)  # cut by the stage's deadline: that is the reason
                 if isinstance(exc, _Starved):
                     reason = f"no memory for the answer within {allowed:g}s (--registry-memory-mb)"
                 elif watch is not None and watch.expired:
                     reason = f"no complete answer within {allowed:g}s (--request-deadline)"
                 else:
-                    reason = _connection_reason(exc, timeout)
+                    reason = connection_reason(exc, timeout)
                 breaker.failure(reason)
                 wait = self._next_wait(attempt, None, budget)
                 if wait is None or breaker.is_open:
@@ -385,10 +286,8 @@ class HttpClient:
 
     def _send_once(self, method: str, url: str, *, headers: dict[str, str], json_body: Any, label: str,
                    timeout: tuple[float, float], attempts: int, budget: RetryBudget, watch: Watch) -> Reply:
-        host = _netloc(url)
-        response = self.session.request(method, url, headers=headers, json=json_body, timeout=timeout,
-                                        verify=self.trust.verify(host), allow_redirects=False, stream=True,
-                                        proxies=self._proxies_for(url))
+        response = self.transport.open(method, url, headers=headers, json_body=json_body, timeout=timeout)
+        complete = False
         try:
             declared = response.headers.get("Content-Length", "")
             length = int(declared) if declared.isdigit() else 0
@@ -400,7 +299,7 @@ class HttpClient:
             if paid and not self._charge(paid, budget=budget, until=watch.deadline, label=label):
                 raise _Starved
             body = bytearray()
-            for chunk in response.iter_content(_CHUNK):
+            while chunk := response.read(_CHUNK):  # decoded by its Content-Encoding
                 if len(body) + len(chunk) > self.max_bytes:
                     raise self._too_large(label)
                 # Held until the manifest's scan ends, with every other answer in flight.
@@ -412,12 +311,15 @@ class HttpClient:
                 body += chunk
             if watch.expired:  # cut while the headers came: what was read looks complete, and is not
                 raise _Cut
-            return Reply(status=response.status_code, headers=response.headers, body=body, url=url,
+            complete = True
+            return Reply(status=response.status, headers=response.headers, body=body, url=url,
                          attempts=attempts, charge=lambda cost: self._charge_decoding(
                              len(body) + cost - paid, budget=budget, label=label))
         finally:
             watch.stop()
-            response.close()
+            if not complete:  # its connection holds the rest of an answer, or was cut: not reused
+                response.close()
+            response.release_conn()
 
     def _too_large(self, label: str) -> BadResponse:
         return BadResponse(f"{label} response larger than {self.settings.max_response_mb} MiB")
