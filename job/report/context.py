@@ -49,6 +49,9 @@ class _Inputs:
     settings: Settings
     pods_by_namespace: dict[str, list[Pod]]
     triage: Triage = Triage()
+    #: The whole report's images, once built: an owner's share reuses what does not depend on where
+    #: an image runs (its sorted entries, counts, fixes), which hundreds of owner pages would redo.
+    whole: dict[ImageRef, ImageItem] = field(default_factory=dict)
 
     def build(self, only: frozenset[str] | None) -> ReportContext:
         """The context of these inputs; of only these namespaces when given (an owner's share)."""
@@ -78,8 +81,11 @@ def _build(inputs: _Inputs, *, only: frozenset[str] | None) -> ReportContext:
 
     placed = _place(pods)
     severity_of: dict[FindingKey, str] = {}
-    images = {ref: _image_item(ref, results.get(ref), placed.where[ref], severity_of, placed.tagged.get(ref, ""))
+    images = {ref: _image_item(ref, results.get(ref), placed.where[ref], severity_of, placed.tagged.get(ref, ""),
+                               inputs.whole.get(ref))
               for ref in sorted(placed.where)}
+    if only is None:
+        inputs.whole.update(images)
     owners, owner_problems = _owners(snapshot, sorted({p.namespace for p in pods}), settings.owner_key)
 
     workloads = [_workload_item(ns, wl, owners[ns], placed.pods[(ns, wl)], [images[r] for r in refs],
@@ -176,7 +182,8 @@ def _owners(snapshot: Snapshot, namespaces: Iterable[str], key: str,
 
 
 def _image_item(ref: ImageRef, result: ScanResult | None, where: dict[str, dict[Workload, list[str]]],
-                severity_of: dict[FindingKey, str], written: str = "") -> ImageItem:
+                severity_of: dict[FindingKey, str], written: str = "", whole: ImageItem | None = None) -> ImageItem:
+    """whole: the same manifest's item in the whole report, whose entries, counts and fixes are these."""
     namespaces = tuple(sorted(where))
     workloads = tuple((ns, wl) for ns in namespaces for wl in sorted(where[ns], key=str))
     pods = tuple(f"{ns}/{pod}" for ns, wl in workloads for pod in where[ns][wl])
@@ -184,20 +191,26 @@ def _image_item(ref: ImageRef, result: ScanResult | None, where: dict[str, dict[
         return ImageItem(ref, NO_RESULT, "no scan result for this manifest", "", "", (), Counts(), (),
                          frozenset(), namespaces, workloads, pods, job_error=False)
     entries: tuple[Entry, ...] = ()
-    if result.state is ScanState.SCANNED and result.report is not None:
+    if whole is not None:
+        entries = whole.entries
+    elif result.state is ScanState.SCANNED and result.report is not None:
         # Only entries of a scanned report count: other states may carry stale layers.
         entries = tuple(sorted(((f, v) for f in result.report.vulnerable_features for v in f.vulnerabilities),
                                key=_entry_order))
-    keys = frozenset((f.name, v.name) for f, v in entries)
     for f, v in entries:
         key = (f.name, v.name)
         known = severity_of.get(key)
         if known is None or SEVERITY_RANK.get(v.severity, 0) > SEVERITY_RANK.get(known, 0):
             severity_of[key] = v.severity
-    base = base_layer(result.report.features) if entries and result.report is not None else ""
     page = registry_page(ref, backend=result.backend, given=result.page_url, written=(written,))
-    return ImageItem(ref, result.state.value, one_line(result.detail), result.backend, page,
-                     entries, count_entries(entries), fixes_of(entries), keys, namespaces, workloads, pods,
+    if whole is not None:
+        return ImageItem(ref, whole.state, whole.detail, whole.backend, page, entries, whole.counts, whole.fixes,
+                         whole.keys, namespaces, workloads, pods, job_error=whole.job_error,
+                         base_entries=whole.base_entries)
+    base = base_layer(result.report.features) if entries and result.report is not None else ""
+    keys = frozenset((f.name, v.name) for f, v in entries)
+    return ImageItem(ref, result.state.value, one_line(result.detail), result.backend, page, entries,
+                     count_entries(entries), fixes_of(entries), keys, namespaces, workloads, pods,
                      job_error=result.state.is_job_error,
                      base_entries=sum(1 for f, _v in entries if f.added_by == base) if base else -1)
 
