@@ -64,10 +64,22 @@ def vouched(meta: dict[str, Any], obj: DesiredObject) -> bool:
     return writers.status_fields == status_digest(status_paths(obj.status))
 
 
+def merge_patch(old: Any, new: dict[str, Any]) -> dict[str, Any]:
+    """Pure: the JSON merge patch (RFC 7386) that turns `old` into `new`: changed keys, removed ones
+    as null, maps patched key by key, anything else (lists included) replaced whole."""
+    old = old if isinstance(old, dict) else {}
+    patch: dict[str, Any] = {k: None for k in old if k not in new}
+    for key, value in new.items():
+        if isinstance(value, dict) and isinstance(old.get(key), dict):
+            if sub := merge_patch(old[key], value):
+                patch[key] = sub
+        elif key not in old or old[key] != value:
+            patch[key] = value
+    return patch
+
+
 def _status_without_time(obj: dict[str, Any]) -> dict[str, Any]:
-    status = dict(obj.get("status") or {})
-    status.pop("lastUpdate", None)
-    return status
+    return {k: v for k, v in (obj.get("status") or {}).items() if k != "lastUpdate"}
 
 
 def _view(labels: dict[str, str], spec: dict[str, Any] | None, status: dict[str, Any]) -> str:
@@ -87,30 +99,18 @@ class _Applier:
 
     # Each task returns the name of the ApplyOutcome list its object goes to.
 
-    def _put(self, current: dict[str, Any], *, labels: dict[str, str], annotations: dict[str, str],
-             spec: Any) -> dict[str, Any]:
-        # managedFields sent back would be taken as a request to rewrite them: the server keeps its own.
-        meta = {k: v for k, v in current["metadata"].items() if k not in ("managedFields", "writers")}
-        meta.update(labels=labels, annotations=annotations)
-        body = {"apiVersion": IMV_API_VERSION, "kind": IMV_KIND, "metadata": meta, "spec": spec}
-        return self.kube.update_imv(body, dry_run=self.dry_run)
-
     def _write(self, current: dict[str, Any], *, labels: dict[str, str], annotations: dict[str, str],
                spec: Any) -> dict[str, Any]:
-        """The object's labels, annotations and spec: a PUT when the spec changes, else a merge patch of
-        what changed in labels and annotations (removed keys as null), under the same resourceVersion."""
+        """The object's labels, annotations and spec as one JSON merge patch of what differs, under the
+        same resourceVersion: a few hundred bytes unless the spec changes."""
         meta = current["metadata"]
-        if spec != current.get("spec"):
-            return self._put(current, labels=labels, annotations=annotations, spec=spec)
-        patch: dict[str, Any] = {"resourceVersion": meta["resourceVersion"]}
+        patch: dict[str, Any] = {"metadata": {"resourceVersion": meta["resourceVersion"]}}
         for key, new in (("labels", labels), ("annotations", annotations)):
-            old = meta.get(key) or {}
-            changed = {k: v for k, v in new.items() if old.get(k) != v}
-            changed.update({k: None for k in old if k not in new})
-            if changed:
-                patch[key] = changed
-        return self.kube.patch_imv_metadata(meta["namespace"], meta["name"], {"metadata": patch},
-                                            dry_run=self.dry_run)
+            if changed := merge_patch(meta.get(key), new):
+                patch["metadata"][key] = changed
+        if changed := merge_patch(current.get("spec"), spec):
+            patch["spec"] = changed
+        return self.kube.patch_imv(meta["namespace"], meta["name"], patch, dry_run=self.dry_run)
 
     def _put_status(self, current: dict[str, Any], status: dict[str, Any]) -> dict[str, Any]:
         meta = current["metadata"]
@@ -126,35 +126,34 @@ class _Applier:
         every pod label has its key in status.affectedPods (the console's pod tab breaks
         otherwise), and no hash annotation vouches for content the object does not hold: a run
         cut short between two writes leaves no hash at all, so the next run compares in full.
+        The spec comes last, with the new pod labels and the hash: etcd stores the whole object
+        again for every write (until the API server compacts), and the spec is nearly all of it.
         `annotations` carries the bare content hash; the written one also names the generation."""
-        meta = current["metadata"]
-        old_labels, old_annotations = meta.get("labels") or {}, meta.get("annotations") or {}
         bare = {k: v for k, v in annotations.items() if k != HASH_ANNOTATION}
         content = annotations.get(HASH_ANNOTATION, "")
 
         def vouching(generation: Any) -> dict[str, str]:
             return {**bare, HASH_ANNOTATION: hash_value(content, generation)} if content else bare
 
-        status_changed = _status_without_time(current) != status
-        if not status_changed:
-            # The server bumps the generation when the spec changes: predicted here, checked below.
-            generation = int(meta.get("generation") or 0) + (current.get("spec") != spec)
-            final = vouching(generation)
-            if (labels, final, spec) == (old_labels, old_annotations, current.get("spec")):
-                return False
-            written = self._write(current, labels=labels, annotations=final, spec=spec)
-            if content and written["metadata"].get("generation") != generation:
-                self._write({**written, "spec": spec}, labels=labels,
-                            annotations=vouching(written["metadata"].get("generation")), spec=spec)
-            return True
-        # Before the status: the new spec, pod labels removed (not yet added), no hash.
-        interim_labels = {k: v for k, v in labels.items() if k in old_labels or not _is_pod_label(k, v)}
-        if (interim_labels, bare, spec) != (old_labels, old_annotations, current.get("spec")):
-            current = {**self._write(current, labels=interim_labels, annotations=bare, spec=spec), "spec": spec}
-        current = {**self._put_status(current, status), "spec": spec}
-        final = vouching(current["metadata"].get("generation"))
-        if (labels, final) != (interim_labels, bare):
-            self._write(current, labels=labels, annotations=final, spec=spec)
+        wrote = _status_without_time(current) != status
+        if wrote:
+            # Before the status: the pod labels it drops removed (the new ones not yet added), no hash.
+            old_labels = current["metadata"].get("labels") or {}
+            interim = {k: v for k, v in labels.items() if k in old_labels or not _is_pod_label(k, v)}
+            if (interim, bare) != (old_labels, current["metadata"].get("annotations") or {}):
+                current = {**current, **self._write(current, labels=interim, annotations=bare,
+                                                    spec=current.get("spec"))}
+            current = {**current, **self._put_status(current, status)}
+        meta = current["metadata"]
+        # The server bumps the generation when the spec changes: predicted here, checked below.
+        generation = int(meta.get("generation") or 0) + (current.get("spec") != spec)
+        if (labels, vouching(generation), spec) == (meta.get("labels") or {}, meta.get("annotations") or {},
+                                                    current.get("spec")):
+            return wrote
+        written = self._write(current, labels=labels, annotations=vouching(generation), spec=spec)
+        if content and written["metadata"].get("generation") != generation:
+            self._write({**written, "spec": spec}, labels=labels,
+                        annotations=vouching(written["metadata"].get("generation")), spec=spec)
         return True
 
     def _retrying(self, key: str, attempt: Callable[[dict[str, Any]], bool], first: dict[str, Any]) -> str:
@@ -169,12 +168,15 @@ class _Applier:
         raise Conflict(f"{key}: still changing under us after {_CONFLICT_RETRIES} tries")
 
     def create(self, obj: DesiredObject) -> str:
-        """Created bare (no pod labels, no hash), then brought to the desired content like any other."""
+        """Created bare (no pod labels, no hash, no features), then brought to the desired content like any
+        other: its status, then its features with its pod labels and hash, so that etcd stores the features
+        once; until then no pod's labels lead to it. A dry run sends it whole, for the server to validate."""
+        spec = obj.spec if self.dry_run else {k: v for k, v in obj.spec.items() if k != "features"}
         bare = {"apiVersion": IMV_API_VERSION, "kind": IMV_KIND,
                 "metadata": {"name": obj.name, "namespace": obj.namespace,
                              "labels": {k: v for k, v in obj.labels.items() if not _is_pod_label(k, v)},
                              "annotations": {k: v for k, v in obj.annotations.items() if k != HASH_ANNOTATION}},
-                "spec": obj.spec}
+                "spec": spec}
         # The server answers writes with metadata only; the rest is what was just sent.
         created = {**bare, "metadata": self.kube.create_imv(bare, dry_run=self.dry_run)["metadata"]}
         if self.settings.diff:
@@ -293,8 +295,7 @@ def plan(state: DesiredState, existing: list[dict[str, Any]], *, adopt: bool
         if not ours and not adopt:
             outcome.unmanaged.append(key)
             continue
-        desired = state.objects.get(key)
-        kept = state.kept.get(key)
+        desired, kept = state.objects.get(key), state.kept.get(key)
         if desired is not None:
             if ours and vouched(meta, desired):
                 outcome.unchanged.append(key)
@@ -316,10 +317,7 @@ def plan(state: DesiredState, existing: list[dict[str, Any]], *, adopt: bool
 def _list_existing(kube: Cluster, state: DesiredState) -> list[dict[str, Any]]:
     if state.scope is None:
         return kube.list_imv_metadata()
-    items: list[dict[str, Any]] = []
-    for namespace in state.scope:
-        items.extend(kube.list_imv_metadata(namespace=namespace))
-    return items
+    return [item for namespace in state.scope for item in kube.list_imv_metadata(namespace=namespace)]
 
 
 def lease_name(settings: Settings, shard: tuple[int, int] | None) -> str:

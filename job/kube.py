@@ -278,13 +278,8 @@ class Kube:
         return self.request("POST", self.imv_path(obj["metadata"]["namespace"]), body=obj,
                             params=_dry(dry_run), verb="create", accept=_WRITE_ANSWER)
 
-    def update_imv(self, obj: dict, *, dry_run: bool) -> dict:
-        meta = obj["metadata"]
-        return self.request("PUT", self.imv_path(meta["namespace"], meta["name"]), body=obj,
-                            params=_dry(dry_run), verb="update", accept=_WRITE_ANSWER)
-
-    def patch_imv_metadata(self, namespace: str, name: str, patch: dict, *, dry_run: bool) -> dict:
-        """A JSON merge patch of labels and annotations: a few hundred bytes instead of the object."""
+    def patch_imv(self, namespace: str, name: str, patch: dict, *, dry_run: bool) -> dict:
+        """A JSON merge patch of labels, annotations and spec: of what changed, not the whole object."""
         return self.request("PATCH", self.imv_path(namespace, name), body=patch, params=_dry(dry_run),
                             content_type="application/merge-patch+json", verb="patch", accept=_WRITE_ANSWER)
 

@@ -5,7 +5,7 @@ import datetime as dt
 
 import yaml
 
-from job.apply import merged_labels, plan, write_offline
+from job.apply import merge_patch, merged_labels, plan, write_offline
 from job.desired import HASH_ANNOTATION, desired_state
 from job.model import Feature, ScanResult, ScanState, Vulnerability, VulnReport
 from job.writers import Writers, status_digest, status_paths
@@ -130,18 +130,17 @@ class ObjectStore:
         self._check()
         return {"metadata": dict(self.obj["metadata"])}
 
-    def update_imv(self, body: dict, *, dry_run: bool) -> dict:
-        self.writes.append("update")
-        self.obj = {**self.obj, "metadata": dict(body["metadata"]), "spec": body["spec"]}
-        return self._bump()
-
-    def patch_imv_metadata(self, namespace: str, name: str, patch: dict, *, dry_run: bool) -> dict:
-        self.writes.append("patch")
+    def patch_imv(self, namespace: str, name: str, patch: dict, *, dry_run: bool) -> dict:
+        self.writes.append("patch+spec" if "spec" in patch else "patch")
         meta = self.obj["metadata"]
         assert patch["metadata"].pop("resourceVersion") == meta["resourceVersion"]
         for key, changes in patch["metadata"].items():
             merged = {**(meta.get(key) or {}), **changes}
             meta[key] = {k: v for k, v in merged.items() if v is not None}
+        if "spec" in patch:
+            spec = {**self.obj.get("spec", {}), **patch["spec"]}
+            self.obj["spec"] = {k: v for k, v in spec.items() if v is not None}
+            meta["generation"] = meta.get("generation", 1) + 1
         return self._bump()
 
     def update_imv_status(self, body: dict, *, dry_run: bool) -> dict:
@@ -161,7 +160,7 @@ def _applier(store: ObjectStore):
 def test_pods_replaced_never_leave_a_label_without_its_key_and_hash_comes_last() -> None:
     labels = {"app.kubernetes.io/managed-by": "imvjob", "ns/old": "true", "ns/stays": "true"}
     store = ObjectStore({"metadata": {"name": "n", "namespace": "ns", "resourceVersion": "1", "labels": labels,
-                                      "annotations": {HASH_ANNOTATION: "old"}},
+                                      "annotations": {HASH_ANNOTATION: "old:1"}, "generation": 1},
                          "spec": {"image": "x"},
                          "status": {"affectedPods": {"ns/old": [], "ns/stays": []}, "lastUpdate": "t0"}})
     new_labels = {"app.kubernetes.io/managed-by": "imvjob", "ns/new": "true", "ns/stays": "true"}
@@ -169,7 +168,29 @@ def test_pods_replaced_never_leave_a_label_without_its_key_and_hash_comes_last()
                                         spec={"image": "x"}, status={"affectedPods": {"ns/new": [], "ns/stays": []}})
     assert changed and store.writes == ["patch", "status", "patch"]
     assert store.obj["metadata"]["labels"] == new_labels
-    assert store.obj["metadata"]["annotations"][HASH_ANNOTATION] == "new:None"  # the store keeps no generation
+    assert store.obj["metadata"]["annotations"][HASH_ANNOTATION] == "new:1"  # the spec did not change
+
+
+def test_a_new_spec_comes_last_with_the_pod_labels_and_the_hash() -> None:
+    """etcd stores the whole object for each write: the large spec goes in one write only."""
+    store = ObjectStore({"metadata": {"name": "n", "namespace": "ns", "resourceVersion": "1", "generation": 1,
+                                      "labels": {"app.kubernetes.io/managed-by": "imvjob"}, "annotations": {}},
+                         "spec": {"image": "x"}})
+    features = [{"name": "a", "vulnerabilities": [{"name": "CVE-1"}]}]
+    labels = {"app.kubernetes.io/managed-by": "imvjob", "ns/p": "true"}
+    assert _applier(store)._converge(store.obj, labels=labels, annotations={HASH_ANNOTATION: "h"},
+                                     spec={"image": "x", "features": features}, status={"affectedPods": {"ns/p": []}})
+    assert store.writes == ["status", "patch+spec"]
+    assert store.obj["spec"] == {"image": "x", "features": features} and store.obj["metadata"]["labels"] == labels
+    assert store.obj["metadata"]["annotations"] == {HASH_ANNOTATION: "h:2"}
+
+
+def test_merge_patch_names_only_what_changes() -> None:
+    old = {"image": "x", "features": [{"name": "a"}], "gone": "y", "map": {"k": "1", "drop": "2"}}
+    new = {"image": "x", "features": [{"name": "a"}, {"name": "b"}], "map": {"k": "1", "add": "3"}}
+    assert merge_patch(old, new) == {"gone": None, "features": [{"name": "a"}, {"name": "b"}],
+                                     "map": {"drop": None, "add": "3"}}
+    assert merge_patch(old, old) == {} and merge_patch(None, {"a": "1"}) == {"a": "1"}
 
 
 def test_nothing_to_do_writes_nothing() -> None:
