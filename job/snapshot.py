@@ -8,8 +8,9 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import fnmatch
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Iterator, Mapping
 
 from job.cluster import Cluster
 from job.codec import decode_json, strings_only
@@ -206,25 +207,50 @@ def load_pod_list(path: Path, settings: Settings) -> Snapshot:
 
 def take(client: Cluster, settings: Settings, log: RunLog) -> Snapshot:
     """Live: one paginated LIST of running pods (per selected namespace when --namespace is given),
-    parsed page by page; the namespaces (for scope and owner routing); and the ReplicaSets/Jobs/
-    ReplicationControllers the pods name (metadata only)."""
+    parsed page by page while the next page is on its way; the namespaces (for scope and owner
+    routing); and the ReplicaSets/Jobs/ReplicationControllers the pods name (metadata only)."""
     problems: list[Problem] = []
     namespaces = {n.name: n for n in client.list_namespaces(names=settings.namespace)}
     builder = SnapshotBuilder(settings, problems)
     pages = listed = 0
     targets: list[str | None] = list(settings.namespace) or [None]
-    for ns in targets:
-        for page in client.list_pods(namespace=ns, selector=settings.selector, page_size=settings.page_size):
-            pages += 1
-            listed += len(page)
-            builder.add(page)
-            log.progress("pods listed", listed, listed)
     owners: list[dict] = []
-    for kind in sorted(builder.owner_kinds):
-        try:
-            owners.extend(client.list_metadata(kind, namespaces=settings.namespace))
-        except Exception as exc:  # noqa: BLE001 - owners only refine names; never fatal
-            problems.append(Problem(f"workloads of kind {kind}", f"cannot list them ({exc}); "
-                                    "workload names inferred from naming conventions"))
-    return builder.finish(owners=owner_index(owners), namespaces=namespaces,
-                          cluster=settings.cluster_name or client.cluster_name, source="cluster", pages=pages)
+    # The collector is held off for the whole listing, not page by page: a collection that the
+    # new objects of one page trigger would traverse that page's JSON and every Pod parsed so far.
+    # Decoded JSON and Pods hold no cycles, and the LIST's requests leave none behind either.
+    with gc_paused():
+        for ns in targets:
+            for page in one_page_ahead(client.list_pods(namespace=ns, selector=settings.selector,
+                                                        page_size=settings.page_size)):
+                pages += 1
+                listed += len(page)
+                builder.add(page)
+                log.progress("pods listed", listed, listed)
+        for kind in sorted(builder.owner_kinds):
+            try:
+                owners.extend(client.list_metadata(kind, namespaces=settings.namespace))
+            except Exception as exc:  # noqa: BLE001 - owners only refine names; never fatal
+                problems.append(Problem(f"workloads of kind {kind}", f"cannot list them ({exc}); "
+                                        "workload names inferred from naming conventions"))
+        return builder.finish(owners=owner_index(owners), namespaces=namespaces,
+                              cluster=settings.cluster_name or client.cluster_name, source="cluster", pages=pages)
+
+
+_END = object()
+
+
+def one_page_ahead(pages: Iterable[list[dict]]) -> Iterator[list[dict]]:
+    """The pages of a LIST, the next one asked for (and decoded) on a thread of its own while the
+    caller parses this one, so that the API server prepares and sends it meanwhile. One page
+    ahead at most: no more than two pages of JSON are held at a time. A page that cannot be had
+    raises its error here, where that page would have come, as the LIST itself does."""
+    pages = iter(pages)
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pod-pages")
+    try:
+        ahead = pool.submit(next, pages, _END)
+        while (page := ahead.result()) is not _END:
+            ahead = pool.submit(next, pages, _END)
+            yield page
+    finally:
+        # A caller that stops early does not wait for the page on its way, and no other is asked for.
+        pool.shutdown(wait=False, cancel_futures=True)
