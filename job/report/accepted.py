@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Iterable, Mapping
 from job.exceptions import Occurrence, Rule, RuleIndex, decide, state
 from job.model import SEVERITIES, SEVERITY_RANK
 from job.report.text import safe_link
+from job.report.vulns import PackageVuln
 from job.triage import cve_ids
 
 if TYPE_CHECKING:
@@ -25,7 +26,7 @@ ORIGINS = {"file": "exceptions file", "annotation": "namespace annotation", "vex
 
 
 @dataclass(frozen=True, slots=True)
-class AcceptedRow:
+class AcceptedRow(PackageVuln):
     """One accepted finding and the entry that accepts it."""
 
     namespace: str
@@ -33,9 +34,6 @@ class AcceptedRow:
     workload: str
     owners: tuple[str, ...]
     image: str
-    package: str
-    vulnerability: str
-    severity: str
     rule: Rule
     state: str  # "accepted" or "expiring soon"
     days_left: int  # -1 when the entry has no end date
@@ -135,9 +133,11 @@ def accept(workloads: Iterable["WorkloadItem"], rules: tuple[Rule, ...], *, toda
             rule, st, image_name = min(picks, key=lambda p: p[1] != "expiring")  # the soonest to end shows
             severity = severity_of.get(key, "Unknown")
             by_ns[w.namespace][SEVERITY_RANK.get(severity, 0)] += 1
-            rows.append(AcceptedRow(w.namespace, w.workload.kind, w.workload.name, w.owners, image_name, key[0],
-                                    key[1], severity, rule, "expiring soon" if st == "expiring" else "accepted",
-                                    rule.until - today if rule.until > 0 else -1))
+            rows.append(AcceptedRow(
+                vulnerability=key[1], package=key[0], severity=severity, namespace=w.namespace,
+                kind=w.workload.kind, workload=w.workload.name, owners=w.owners, image=image_name, rule=rule,
+                state="expiring soon" if st == "expiring" else "accepted",
+                days_left=rule.until - today if rule.until > 0 else -1))
         if accepted:
             keys[w.key] = frozenset(accepted)
     rows.sort(key=lambda r: (-SEVERITY_RANK.get(r.severity, 0), r.namespace, r.kind, r.workload, r.vulnerability,

@@ -7,15 +7,13 @@ from typing import Any, Iterable
 from job import versions
 from job.model import SEVERITIES, SEVERITY_RANK
 from job.report.view import FindingKey, ImageItem, image_order
+from job.report.vulns import PackageVuln
 
 
 @dataclass(frozen=True, slots=True)
-class VulnGroup:
+class VulnGroup(PackageVuln):
     """One vulnerability in one package, across every image that has it."""
 
-    name: str
-    package: str
-    severity: str
     installed: tuple[str, ...]
     fixed_by: tuple[str, ...]
     link: str
@@ -64,7 +62,7 @@ def vulnerability_groups(images: Iterable[ImageItem], limit: int | None) -> tupl
             installed = versions.ordered(scheme, tuple(f.version for f in feats))
             fixed_by = versions.ordered(scheme, tuple(v.fixed_by for v in vulns if v.fixed_by))
         out.append(VulnGroup(
-            name=name, package=package, severity=SEVERITIES[rank], installed=installed, fixed_by=fixed_by,
+            vulnerability=name, package=package, severity=SEVERITIES[rank], installed=installed, fixed_by=fixed_by,
             link=link, cvss=max(scores) if scores else None, images=group_images,
             namespaces=namespaces, workloads=workloads))
     return out, len(groups)

@@ -61,7 +61,7 @@ def vulnerability_rows(groups: Iterable[VulnGroup]) -> str:
         ns = _first(g.namespaces, 4, f" +{len(g.namespaces) - 4}")
         out.append(
             f'<tr><td data-sort="{sev_rank(g.severity)}">{sev(g.severity)}</td>'
-            f'<td><b>{escape(g.name)}</b><br>{advisory(g.link)}</td><td>{escape(g.package)}</td>'
+            f'<td><b>{escape(g.vulnerability)}</b><br>{advisory(g.link)}</td><td>{escape(g.package)}</td>'
             f'<td class="mono">{_first(g.installed, 3, " …")}</td>'
             f'<td class="mono">{escape(", ".join(g.fixed_by[:3])) or "–"}</td>'
             f'<td class="num">{_cvss(g.cvss)}</td>'
