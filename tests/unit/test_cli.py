@@ -98,3 +98,19 @@ def test_report_and_notify_replay_a_whole_run(tmp_path: Path) -> None:
     assert (tmp_path / "mail" / "sec@example.com.eml").is_file()
     # Compactly: the run's stage files are compressed.
     assert {p.name for p in tmp_path.glob("*.json.gz")} == {"snapshot.json.gz", "scan.json.gz"}
+
+
+def test_a_frequent_run_applies_and_leaves_reports_and_mail_to_the_full_runs(tmp_path: Path) -> None:
+    out = ["--output", str(tmp_path)]
+    assert invoke(["run", *DEMO, *out]).exit_code == 0
+    summary = (tmp_path / "summary.json").read_bytes()
+    (tmp_path / "report.html").unlink()
+    (tmp_path / "imagemanifestvulns.yaml").unlink()
+    result = invoke(["run", *DEMO, *out, "--check", "--mail-to", "sec@example.com"],
+                    {"IMVJOB_NO_REPORTS": "true"})
+    assert result.exit_code == 0 and "imvjob: ok=" in result.output, result.output
+    assert (tmp_path / "imagemanifestvulns.yaml").stat().st_size > 0  # applied
+    assert not (tmp_path / "report.html").exists() and not (tmp_path / "mail").exists()
+    assert (tmp_path / "summary.json").read_bytes() == summary  # what the next full run compares with
+    # The stage files are there, for `imvjob report` to render from them.
+    assert invoke(["report", *out]).exit_code == 0 and (tmp_path / "report.html").is_file()
