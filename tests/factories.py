@@ -5,6 +5,7 @@ says what matters to it.
 """
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 from typing import Iterable
 
@@ -98,3 +99,36 @@ def make_hostile_run() -> tuple[Snapshot, dict[ImageRef, ScanResult]]:
     snap = make_snapshot([pod], owners={"shop": "shop@example.com\r\nBcc: evil@example.net, team@example.com"},
                          cluster=CRLF_CLUSTER)
     return snap, {HOSTILE_IMAGE: result}
+
+
+# --- one run at a fixed time over two manifests of a shop (the desired state and the plan) --------
+
+RUN_AT = dt.datetime(2026, 11, 29, 10, 0, 48, 328470, tzinfo=dt.timezone.utc)
+WEB_DIGEST = "sha256:" + "1" * 64
+DB_DIGEST = "sha256:" + "2" * 64
+WEB_REF = ImageRef("quay.io", "shop/web", WEB_DIGEST)
+DB_REF = ImageRef("quay.io", "shop/db", DB_DIGEST)
+
+
+def pod_of(ns: str, name: str, *refs: ImageRef, ids: tuple[str, ...] = ()) -> Pod:
+    """A running pod of Deployment `web`, one container per ref, with these container IDs (else made up)."""
+    containers = tuple(Container(f"c{i}", ContainerKind.CONTAINER, str(r),
+                                 ids[i] if i < len(ids) else f"cri-o://{name}{i}", r) for i, r in enumerate(refs))
+    return Pod(ns, name, "uid", Workload("Deployment", "web"), "default", (), containers)
+
+
+def snap_of(*pods: Pod, scope=None) -> Snapshot:
+    return Snapshot(taken_at="2026-11-29T10:00:00Z", cluster="test", pods=list(pods), namespaces={}, problems=[],
+                    scope=scope)
+
+
+def vuln_of(name: str, severity: str, fixed: str = "", **kw) -> Vulnerability:
+    return Vulnerability(name=name, severity=severity, fixed_by=fixed, **kw)
+
+
+def report_of(*features: Feature, ns: str = "debian:12") -> VulnReport:
+    return VulnReport(namespace_name=ns, features=features)
+
+
+def scanned(ref: ImageRef, rep: VulnReport) -> ScanResult:
+    return ScanResult(ref, ScanState.SCANNED, rep, backend="test")
