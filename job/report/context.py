@@ -19,11 +19,11 @@ from job.report.formats import plural
 from job.report.links import registry_page
 from job.report.owners import namespace_owners
 from job.report.previous import Previous, read_previous
-from job.report.ranking import Triage
+from job.report.ranking import Triage, WorkloadTriage
 from job.report.text import one_line
 from job.report.view import (NO_RESULT, SEVERITIES_DESC, ApplySummary, Changes, Counts, CoverageItem, Entry,
                              FindingKey, ImageItem, NamespaceItem, OwnerGroup, ReportContext, Totals, WorkloadItem,
-                             image_order)
+                             WorkloadKey, image_order)
 from job.settings import Settings
 from job.triage import base_layer, day_of
 
@@ -52,6 +52,9 @@ class _Inputs:
     #: The whole report's images, once built: an owner's share reuses what does not depend on where
     #: an image runs (its sorted entries, counts, fixes), which hundreds of owner pages would redo.
     whole: dict[ImageRef, ImageItem] = field(default_factory=dict)
+    #: The whole report's ranking of each workload (its triage, first-seen days) and its severities.
+    ranked: dict[WorkloadKey, tuple[WorkloadTriage | None, dict[FindingKey, int] | None]] = field(default_factory=dict)
+    severity_of: dict[FindingKey, str] = field(default_factory=dict)
 
     def build(self, only: frozenset[str] | None) -> ReportContext:
         """The context of these inputs; of only these namespaces when given (an owner's share)."""
@@ -100,8 +103,7 @@ def _build(inputs: _Inputs, *, only: frozenset[str] | None) -> ReportContext:
     tri = inputs.triage
     accepted = accept(workloads, tri.rules, today=today, soon_days=tri.soon_days, severity_of=severity_of,
                       everything=only is None, vex_documents=tri.vex_documents)
-    first_seen = ranking.annotate(workloads, findings, tri, prev, today=today, severity_of=severity_of,
-                                  accepted=accepted.keys)
+    first_seen = _annotate(inputs, workloads, findings, severity_of, accepted.keys, today=today, whole=only is None)
     workloads.sort(key=_workload_order)
     namespaces = _namespace_items(workloads, owners)
 
@@ -121,6 +123,32 @@ def _build(inputs: _Inputs, *, only: frozenset[str] | None) -> ReportContext:
         apply=_apply_summary(outcome),
         findings=findings, severity_of=severity_of, inputs=inputs, today=today, first_seen=first_seen,
         accepted=accepted)
+
+
+def _annotate(inputs: _Inputs, workloads: list[WorkloadItem], findings: dict[WorkloadKey, frozenset[FindingKey]],
+              severity_of: dict[FindingKey, str], accepted: dict[WorkloadKey, frozenset[FindingKey]], *, today: int,
+              whole: bool) -> dict[WorkloadKey, dict[FindingKey, int]]:
+    """Rank each workload's findings (job.report.ranking.annotate); an owner's share takes the whole report's
+    ranking of a workload whose findings have the same severities in both (the highest of the images in view)."""
+    tri, prev = inputs.triage, inputs.previous
+    if whole:
+        first_seen = ranking.annotate(workloads, findings, tri, prev, today=today, severity_of=severity_of,
+                                      accepted=accepted)
+        inputs.ranked.update((w.key, (w.triage, first_seen.get(w.key))) for w in workloads)
+        inputs.severity_of.update(severity_of)
+        return first_seen
+    again, first_seen = [], {}
+    for w in workloads:
+        known = inputs.ranked.get(w.key)
+        if known is None or any(severity_of.get(k) != inputs.severity_of.get(k) for k in w.keys):
+            again.append(w)
+            continue
+        w.triage = known[0]
+        if known[1] is not None:
+            first_seen[w.key] = known[1]
+    first_seen.update(ranking.annotate(again, findings, tri, prev, today=today, severity_of=severity_of,
+                                       accepted=accepted))
+    return first_seen
 
 
 @dataclass(slots=True)

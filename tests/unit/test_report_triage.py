@@ -140,3 +140,21 @@ def test_findings_of_the_base_image_layer_are_named_as_such():
     plain = build([make_pod("shop", "app-1", ref)], {ref: make_result(ref, make_feature("openssl", "3.0.1",
                                                                                          make_vuln("CVE-1")))})
     assert plain.workloads[0].base_hint == (0, 0)
+
+
+def test_an_owners_share_ranks_as_a_report_of_its_namespaces_alone():
+    """A share reuses the whole report's ranking only where it would rank the same: a flaw that is High
+    in another namespace's image and Low in this one's is Low, with its deadline, in this share."""
+    shared = make_feature("zlib", "1.2.11", make_vuln("CVE-2022-1", "Low"))
+    pods = [make_pod("shop", "web-1", WEB, workload=("Deployment", "web")),
+            make_pod("data", "db-1", DB, workload=("Deployment", "db"))]
+    res = {WEB: make_result(WEB, make_feature("zlib", "1.2.11", make_vuln("CVE-2022-1", "High"))),
+           DB: make_result(DB, shared, make_feature("openssl", "3.0.1", make_vuln("CVE-2024-9", "Medium")))}
+    whole = build(pods, res)
+    share = whole.restrict(["data"])
+    alone = build([pods[1]], res)
+    ranked = [[(f.vulnerability, f.severity, f.due) for f in w.triage.top] for w in share.workloads]
+    assert ranked == [[(f.vulnerability, f.severity, f.due) for f in w.triage.top] for w in alone.workloads]
+    assert ("CVE-2022-1", "Low", 0) in ranked[0]
+    assert [w.triage.top for w in whole.restrict(["shop"]).workloads] == [w.triage.top for w in whole.workloads
+                                                                            if w.namespace == "shop"]
