@@ -10,7 +10,7 @@ from job.report.summary import summary_doc
 from job.triage import parse_sla
 from job.vex import parse as parse_vex
 from tests.factories import make_feature, make_pod, make_ref, make_result, make_settings, make_snapshot, make_vuln
-from tests.unit.test_report_files import documented_fields, field_paths
+from tests.summary_schema import documented_fields, field_paths
 from tests.vex_files import document, statement
 
 SLA = parse_sla("Critical=7d,High=30d,Medium=90d")

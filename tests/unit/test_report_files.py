@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 from job.model import ApplyOutcome, Problem, ScanState
@@ -10,8 +9,8 @@ from job.report import build_context, load_previous, write_reports
 from job.report.summary import summary_doc
 from tests.factories import (make_feature, make_pod, make_ref, make_result, make_settings, make_snapshot,
                              make_vuln)
+from tests.summary_schema import documented_fields, field_paths
 
-DOCS = Path(__file__).resolve().parents[2] / "docs" / "summary-schema.md"
 WEB = make_ref("shop/web", tag="1")
 QUEUED = make_ref("shop/queued")
 
@@ -106,30 +105,6 @@ def test_a_failed_render_leaves_the_previous_summary_in_place(tmp_path, monkeypa
         pass
     assert (tmp_path / "summary.json").read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report.html", "report.xlsx", "summary.json"]
-
-
-SEVERITY_MAP = {"Defcon1", "Critical", "High", "Medium", "Low", "Negligible", "Unknown"}
-
-
-def documented_fields() -> set[str]:
-    """First cells of the field table: `a.b`, or `a[].b`, `.c` (= a[].c)."""
-    fields = set()
-    for cell in re.findall(r"^\| (`[^|]+`) \|", DOCS.read_text(encoding="utf-8"), flags=re.M):
-        names = re.findall(r"`([^`]+)`", cell)
-        parent = names[0].rsplit(".", 1)[0]
-        fields.update([names[0]] + [parent + n for n in names[1:] if n.startswith(".")])
-    return fields
-
-
-def field_paths(value, prefix=""):
-    """Leaf paths of a document: severity maps and lists of scalars or lists are leaves."""
-    if isinstance(value, dict) and not set(value) <= SEVERITY_MAP:
-        for key, item in value.items():
-            yield from field_paths(item, f"{prefix}.{key}" if prefix else key)
-    elif isinstance(value, list) and value and isinstance(value[0], dict):
-        yield from field_paths(value[0], f"{prefix}[]")
-    else:
-        yield prefix
 
 
 def test_every_summary_field_is_documented():

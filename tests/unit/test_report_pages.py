@@ -11,7 +11,7 @@ from job.report import build_context, write_reports
 from job.report.html import LIMITS
 from job.report.pages import report_links
 from tests.factories import make_feature, make_pod, make_ref, make_result, make_settings, make_vuln
-from tests.integration.report.test_page_use_in_chromium import LATE_OWNER, large_run
+from tests.report_factories import LATE_OWNER, large_run
 
 
 def test_owner_mail_links_to_the_owners_page_where_the_report_is_served(tmp_path):

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import websocket
 
-from tests.integration.report.test_report_in_chromium import FLAGS
+from tests.integration.report.browser import FLAGS
 
 
 class Page:

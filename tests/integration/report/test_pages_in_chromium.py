@@ -7,9 +7,9 @@ import re
 
 from job.report import build_context, write_reports
 from tests.factories import make_settings
+from tests.integration.report.browser import Server, browse, png_size
 from tests.integration.report.cdp import Page
-from tests.integration.report.test_page_use_in_chromium import LATE_OWNER, large_run
-from tests.integration.report.test_report_in_chromium import Server, browse, png_size
+from tests.report_factories import LATE_OWNER, large_run
 
 
 def write_large(out):
