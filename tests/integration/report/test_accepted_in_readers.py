@@ -6,8 +6,8 @@ import openpyxl
 
 from job.report import write_reports
 from tests.accepted_run import FORMULA, SCRIPT, accepted_context
-from tests.integration.report.test_report_in_chromium import Server, Text, browse
-from tests.integration.report.test_workbook_in_libreoffice import CSV_FILTER, convert, sheet
+from tests.integration.report.browser import Server, Text, browse
+from tests.integration.report.libreoffice import CSV_FILTER, convert, sheet
 
 
 def test_the_page_lists_accepted_findings_apart_and_they_are_not_overdue(chromium, tmp_path):

@@ -4,8 +4,8 @@ from __future__ import annotations
 import openpyxl
 
 from job.report import write_reports
-from tests.integration.report.test_report_in_chromium import Server, Text, browse, png_size
-from tests.integration.report.test_workbook_in_libreoffice import CSV_FILTER, convert, sheet
+from tests.integration.report.browser import Server, Text, browse, png_size
+from tests.integration.report.libreoffice import CSV_FILTER, convert, sheet
 from tests.triage_run import triage_context
 
 
