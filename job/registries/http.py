@@ -21,7 +21,7 @@ import math
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, TypeVar
 from urllib.parse import urljoin, urlsplit
 
 from urllib3.exceptions import DecodeError, HTTPError
@@ -40,6 +40,7 @@ USER_AGENT = f"imvjob/{__version__}"
 MAX_REDIRECTS = 5
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _CHUNK = 64 * 1024
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,18 +53,24 @@ class Reply:
     url: str
     #: How many times the request was sent (1 + retries).
     attempts: int = 1
-    #: Reserves bytes of the run's memory budget for the manifest that asked (raises when it cannot).
-    charge: Callable[[int], None] | None = field(default=None, repr=False, compare=False)
+    #: Reserves, once, what decoding the body takes of the run's memory budget (raises when it cannot).
+    reserve: Callable[[], None] | None = field(default=None, repr=False, compare=False)
 
     def json(self, what: str) -> Any:
         """The body as JSON; garbage (HTML, invalid JSON) is a BadResponse naming `what`."""
-        if self.charge is not None:
-            self.charge(decode_cost(self.body))
+        if self.reserve is not None:
+            self.reserve()
         try:
             return decode_json(self.body)
         except (ValueError, UnicodeDecodeError):
             kind = self.headers.get("Content-Type", "").split(";")[0].strip() or "no content type"
             raise BadResponse(f"{what} is not JSON ({kind}, HTTP {self.status}): {excerpt(self.body)}") from None
+
+    def decoded(self, read: Callable[[bytes | bytearray], T]) -> T:
+        """read(body), for a decoder of the caller's own, once the memory is reserved as for json()."""
+        if self.reserve is not None:
+            self.reserve()
+        return read(self.body)
 
 
 @dataclass(eq=False)
@@ -312,9 +319,16 @@ class HttpClient:
             if watch.expired:  # cut while the headers came: what was read looks complete, and is not
                 raise _Cut
             complete = True
-            return Reply(status=response.status, headers=response.headers, body=body, url=url,
-                         attempts=attempts, charge=lambda cost: self._charge_decoding(
-                             len(body) + cost - paid, budget=budget, label=label))
+            reserved = False
+
+            def reserve() -> None:
+                nonlocal reserved
+                if not reserved:
+                    reserved = True
+                    self._charge_decoding(len(body) + decode_cost(body) - paid, budget=budget, label=label)
+
+            return Reply(status=response.status, headers=response.headers, body=body, url=url, attempts=attempts,
+                         reserve=reserve)
         finally:
             watch.stop()
             if not complete:  # its connection holds the rest of an answer, or was cut: not reused

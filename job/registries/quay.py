@@ -13,6 +13,7 @@ from urllib.parse import quote, urlsplit
 
 import orjson
 
+from job.codec import decode_json
 from job.memory import gc_paused
 from job.model import (Feature, ImageRef, ScanRequest, ScanResult, ScanState, Vulnerability, VulnReport,
                        normalize_severity)
@@ -21,6 +22,7 @@ from job.registries.backend import UnexpectedShape
 from job.registries.credentials import Credential
 from job.registries.failures import ScanFailure, excerpt
 from job.registries.http import HttpClient, RetryBudget
+from job.registries.quay_fast import read_scanned
 from job.registries.refs import split_repository
 from job.registries.status import state_for_status
 
@@ -126,6 +128,8 @@ class Reader:
         self.vulnerable_only = vulnerable_only
         self._advisories: dict[tuple, Vulnerability] = {}
         self._packages: dict[tuple, Feature] = {}
+        #: By a digest of its JSON text: an advisory seen before costs no decoding (quay_fast.py).
+        self._raw: dict[bytes, Vulnerability] = {}
 
     def vulnerability(self, doc: Any, where: str) -> Vulnerability:
         key = _advisory_key(doc)
@@ -143,9 +147,14 @@ class Reader:
         if not isinstance(vulns, list) or not isinstance(doc.get("BaseScores") or [], list) \
                 or not isinstance(doc.get("CVEIds") or [], list):
             return _feature(doc, where, self)
+        advisories = tuple(self.vulnerability(v, f"{where}.Vulnerabilities[{i}]") for i, v in enumerate(vulns))
+        return self.package(doc, where, advisories)
+
+    def package(self, doc: dict, where: str, advisories: tuple[Vulnerability, ...]) -> Feature:
+        """The package of `doc`'s own fields with these advisories (BaseScores and CVEIds lists or
+        null), built once."""
         # The package's own fields, and its advisories by identity: the Feature kept here holds
         # them, so their ids stay theirs.
-        advisories = tuple(self.vulnerability(v, f"{where}.Vulnerabilities[{i}]") for i, v in enumerate(vulns))
         key = (doc.get("Name"), doc.get("Version"), doc.get("VersionFormat"), doc.get("NamespaceName"),
                doc.get("AddedBy"), tuple(doc.get("BaseScores") or ()), tuple(doc.get("CVEIds") or ()),
                tuple(map(id, advisories)))
@@ -155,6 +164,14 @@ class Reader:
             return _feature(doc, where, self, advisories)
         if found is None:
             found = self._packages.setdefault(key, _feature(doc, where, self, advisories))
+        return found
+
+    def raw_vulnerability(self, raw: Any, where: str) -> Vulnerability:
+        """vulnerability() of an advisory's JSON text (any buffer): decoded once per distinct text."""
+        digest = hashlib.blake2b(raw, digest_size=16).digest()
+        found = self._raw.get(digest)
+        if found is None:
+            found = self._raw.setdefault(digest, self.vulnerability(decode_json(bytes(raw)), where))
         return found
 
     def skips(self, doc: Any) -> bool:
@@ -300,7 +317,10 @@ class QuayBackend:
                 state, detail = state_for_status(reply, "registry")
                 return ScanResult(ref, state, detail=detail, backend=self.name, page_url=page)
             with gc_paused():  # a report is thousands of new objects, none in a cycle
-                state, report, detail = parse_security_response(reply.json("security response"), self.reader)
+                # The quick way reads a well-formed document; anything else is judged the careful way.
+                reader = self.reader
+                quick = reply.decoded(lambda body: read_scanned(body, reader)) if reader is not None else None
+                state, report, detail = quick or parse_security_response(reply.json("security response"), reader)
         except ScanFailure as exc:
             return ScanResult(ref, exc.state, detail=exc.detail, backend=self.name, page_url=page)
         return ScanResult(ref, state, report=report, detail=detail, backend=self.name, page_url=page)
