@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import re
 import reprlib
-from typing import Any, Iterable, Mapping
+from typing import Annotated, Any, Iterable, Mapping, Required, TypedDict
 
+import msgspec
+
+from job.codec import decode_json
 from job.image_refs import ImageParseError, resolve_image
 from job.model import Container, ContainerKind, ImageRef, Pod, Problem, Workload
 
@@ -249,3 +252,88 @@ def _owner_item(item: Any) -> tuple[tuple[str, str, str], list]:
     name = _typed(meta.get("name"), str, "metadata.name") or ""
     refs = _typed(meta.get("ownerReferences"), list, "metadata.ownerReferences") or []
     return (namespace, kind, name), refs
+
+
+# --- a page of a pod LIST, decoded into only what parse_pod reads ----------------------------
+
+# The fields parse_pod, top_owner and the snapshot read, with the types the API server gives
+# them; every other field (managedFields, env, volumes, probes, conditions: most of a pod) is
+# skipped without being built. Names must be there and not empty: parse_pod quotes an item
+# without them in full.
+_Name = Annotated[str, msgspec.Meta(min_length=1)]
+
+
+class _OwnerRef(TypedDict, total=False):
+    kind: str
+    name: str
+    controller: bool
+
+
+class _Meta(TypedDict, total=False):
+    name: Required[_Name]
+    namespace: Required[_Name]
+    uid: str
+    labels: dict[str, str]
+    ownerReferences: list[_OwnerRef]
+
+
+class _SpecContainer(TypedDict, total=False):
+    name: str
+    image: str
+
+
+class _PullSecret(TypedDict, total=False):
+    name: str
+
+
+class _Spec(TypedDict, total=False):
+    containers: list[_SpecContainer]
+    initContainers: list[_SpecContainer]
+    ephemeralContainers: list[_SpecContainer]
+    imagePullSecrets: list[_PullSecret]
+    serviceAccountName: str
+    serviceAccount: str
+
+
+class _ContainerStatus(TypedDict, total=False):
+    name: str
+    image: str
+    imageID: str
+    containerID: str
+
+
+class _Status(TypedDict, total=False):
+    phase: str
+    containerStatuses: list[_ContainerStatus]
+    initContainerStatuses: list[_ContainerStatus]
+    ephemeralContainerStatuses: list[_ContainerStatus]
+
+
+class _PodItem(TypedDict, total=False):
+    metadata: Required[_Meta]
+    spec: _Spec
+    status: _Status
+
+
+_ListMeta = TypedDict("_ListMeta", {"continue": str, "resourceVersion": str}, total=False)
+
+
+class _PodPage(TypedDict, total=False):
+    metadata: _ListMeta
+    items: list[_PodItem]
+
+
+_PAGE = msgspec.json.Decoder(_PodPage)
+
+
+def decode_pod_page(data: bytes) -> Any:
+    """A page of a pod LIST (a PodList's JSON): its `metadata` and its `items` with only the fields
+    this module reads, a few times faster than decoding every field and with a fraction of the
+    memory. A page with anything else than the API server's types where those fields are (a
+    wrong type, a missing or empty name, a null) is decoded in full instead, so that parse_pod
+    finds the same items as ever and names what is wrong with them; a page that is not JSON
+    raises decode_json's ValueError."""
+    try:
+        return _PAGE.decode(data)
+    except (msgspec.DecodeError, RecursionError):
+        return decode_json(data)

@@ -187,6 +187,85 @@ def test_a_wrong_typed_field_with_a_selector(tmp_path: Path, secscan: Path, case
         assert "warning:" in result.output, result.output
 
 
+
+# --- a live page of pods, decoded into only the fields the job reads ---------------------------
+
+
+def _snapshot_of_page(page: Any) -> tuple:
+    from job.settings import Settings
+    from job.snapshot import SnapshotBuilder
+
+    builder = SnapshotBuilder(Settings())
+    builder.add(page["items"])
+    return builder.pods, builder.problems, builder.unsure, builder.owner_kinds
+
+
+def _both_decodings(doc: Any) -> tuple[tuple, tuple]:
+    from job.codec import decode_json
+    from job.pods import decode_pod_page
+
+    raw = (doc if isinstance(doc, str) else to_json(doc)).encode()
+    return _snapshot_of_page(decode_pod_page(raw)), _snapshot_of_page(decode_json(raw))
+
+
+def _page(*changes: tuple[tuple, Any]) -> dict:
+    """The pods file's pod as a PodList page, with fields changed ((path, value); value None: dropped)."""
+    doc = pod_list()
+    pod = copy.deepcopy(doc["items"][2])
+    for path, value in changes:
+        node = pod
+        for key in path[:-1]:
+            node = node[key]
+        if value is None:
+            node.pop(path[-1], None)
+        else:
+            node[path[-1]] = value
+    return {"kind": "PodList", "metadata": {"continue": "token", "resourceVersion": "7"}, "items": [pod]}
+
+
+HOSTILE_PODS = [(case, doc) for case, doc, _ in HOSTILE if case.startswith("items/2/")]
+
+
+@pytest.mark.parametrize("case, doc", HOSTILE_PODS, ids=[c for c, _ in HOSTILE_PODS])
+def test_a_live_page_gives_the_pods_and_problems_a_full_decoding_gives(case: str, doc: dict) -> None:
+    reduced, full = _both_decodings({"kind": "PodList", "items": [doc["items"][2]]})
+    assert reduced == full
+
+
+@pytest.mark.parametrize("change", [
+    (("metadata", "name"), ""), (("metadata", "namespace"), None), (("metadata",), None),
+    (("metadata", "labels"), {"app": None}), (("status",), None), (("spec", "containers"), None),
+    (("status", "containerStatuses", 0, "imageID"), ""), (("spec", "affinity"), Deep(1000)),
+    (("metadata", "annotations"), {"deep": Deep(300)}), (("metadata", "managedFields"), [{"fieldsV1": {"f:x": {}}}]),
+], ids=str)
+def test_a_live_page_with_an_empty_missing_or_unread_field_gives_the_same(change: tuple) -> None:
+    reduced, full = _both_decodings(_page(change))
+    assert reduced == full
+
+
+def test_a_live_page_keeps_its_continue_token_and_builds_none_of_the_fields_the_job_never_reads() -> None:
+    from job.pods import decode_pod_page
+
+    page = decode_pod_page(json.dumps(_page((("metadata", "managedFields"), [{"manager": "kubelet"}]),
+                                            (("spec", "volumes"), [{"name": "v", "emptyDir": {}}]))).encode())
+    assert page["metadata"]["continue"] == "token"
+    pod = page["items"][0]
+    assert "managedFields" not in pod["metadata"] and "volumes" not in pod["spec"]
+    assert pod["metadata"]["name"] == "web-7d4b9c-x2"
+
+
+@pytest.mark.parametrize("raw", [b"not json", b'{"items": [', deep_json(100_000).encode(),
+                                 b'{"items": [' + deep_json(100_000).encode() + b"]}"])
+def test_a_live_page_that_cannot_be_decoded_is_the_same_error(raw: bytes) -> None:
+    from job.codec import decode_json
+    from job.pods import decode_pod_page
+
+    with pytest.raises(ValueError) as full:
+        decode_json(raw)
+    with pytest.raises(ValueError) as reduced:
+        decode_pod_page(raw)
+    assert str(reduced.value) == str(full.value)
+
 @pytest.mark.parametrize("doc, words", [
     (deep_json(100_000), ("pod list", "nested")),
     ('{"kind": "List", "items": [' + deep_json(5000) + "]}", ("pod list", "nested")),
