@@ -27,6 +27,7 @@ import gc
 import json
 import os
 import resource
+import signal
 import statistics
 import subprocess
 import sys
@@ -151,6 +152,8 @@ def main() -> None:
             kubeconfig = cp.kubeconfig
             pids = [proc.pid for proc in cp._procs.values()]
         if args.hold:
+            # Stopped by SIGTERM as by Ctrl-C: the control plane is stopped and its folder removed.
+            signal.signal(signal.SIGTERM, signal.default_int_handler)
             Path(f"{kubeconfig}.pids").write_text(json.dumps(pids))
             print(f"cluster held; time against it with --kubeconfig {kubeconfig}", flush=True)
             while True:
@@ -170,12 +173,12 @@ def main() -> None:
 
 def fill(args: argparse.Namespace) -> Any:
     import synth
-    from bench_play import Loader, control_plane_class, populate, say
-    from controlplane import find_binaries
+    from bench_play import Loader, populate, say
+    from controlplane import ControlPlane, find_binaries
 
     cluster = synth.build(pods=args.pods, manifests=args.manifests, seed=args.seed)
     hosts = [f"registry-{n}.bench.example:8443" for n in range(8)]
-    cp = control_plane_class().start(find_binaries())
+    cp = ControlPlane.start(find_binaries())  # etcd's default quota: pods alone stay well within it
     try:
         filled = populate(cp, cluster, hosts, Loader(cp, args.loaders))
     except BaseException:
