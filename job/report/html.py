@@ -37,6 +37,7 @@ def render_html(ctx: ReportContext, *, limits: dict[str, int] = LIMITS, pages: l
     groups, group_count = vulnerability_groups(ctx.images, 0 if pages is not None else limits["groups"])
     return environment().get_template("report.html").render(
         ctx=ctx, limits=limits, groups=groups, group_count=group_count, pages=pages, home=home, title=title,
+        stylesheet=True,  # severity colours by class (templates/_macros.html)
         rest_prefix="the owners' pages and " if pages is not None else "",
         new_changes=ctx.changes.new(limits["changes"]),
         chart_severity=charts.severity_bars(ctx.totals.counts),

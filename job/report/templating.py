@@ -59,5 +59,6 @@ def environment() -> jinja2.Environment:
                        version=__version__, plural=plural,
                        # The long tables' rows, written in Python (job.report.rows escapes every value).
                        vulnerability_rows=lambda groups: Markup(rows.vulnerability_rows(groups)),
-                       entry_rows=lambda entries: Markup(rows.entry_rows(entries)))
+                       entry_rows=lambda entries: Markup(rows.entry_rows(entries)),
+                       sev_badge=lambda name: Markup(rows.sev(name)))
     return env
