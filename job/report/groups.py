@@ -44,8 +44,15 @@ def vulnerability_groups(images: Iterable[ImageItem], limit: int | None) -> tupl
         order = order[:limit]
     out = []
     for (name, package), (rank, images_by_id, pairs) in order:
+        if len(pairs) == 2:  # one entry of one image: most groups of an owner's page
+            f, v = pairs
+            (image,) = images_by_id.values()
+            out.append(VulnGroup(name, package, SEVERITIES[rank], (f.version,) if f.version.strip() else (),
+                                 (v.fixed_by,) if v.fixed_by.strip() else (), v.link, v.cvss_score, (image,),
+                                 image.namespaces, len(image.workloads)))
+            continue
         feats, vulns = pairs[0::2], pairs[1::2]
-        if len(images_by_id) == 1:  # most groups of an owner's page: one image, nothing to merge
+        if len(images_by_id) == 1:  # one image, several versions of the package
             group_images = tuple(images_by_id.values())
             namespaces, workloads = group_images[0].namespaces, len(group_images[0].workloads)
         else:
@@ -54,13 +61,9 @@ def vulnerability_groups(images: Iterable[ImageItem], limit: int | None) -> tupl
             workloads = len({(ns, wl) for i in group_images for ns, wl in i.workloads})
         link = next((v.link for v in vulns if v.link), "")
         scores = [v.cvss_score for v in vulns if v.cvss_score is not None]
-        if len(feats) == 1:  # one version of each: no order to find
-            installed = (feats[0].version,) if feats[0].version.strip() else ()
-            fixed_by = (vulns[0].fixed_by,) if vulns[0].fixed_by.strip() else ()
-        else:
-            scheme = versions.scheme(feats[0].version_format, feats[0].namespace_name)
-            installed = versions.ordered(scheme, tuple(f.version for f in feats))
-            fixed_by = versions.ordered(scheme, tuple(v.fixed_by for v in vulns if v.fixed_by))
+        scheme = versions.scheme(feats[0].version_format, feats[0].namespace_name)
+        installed = versions.ordered(scheme, tuple(f.version for f in feats))
+        fixed_by = versions.ordered(scheme, tuple(v.fixed_by for v in vulns if v.fixed_by))
         out.append(VulnGroup(
             vulnerability=name, package=package, severity=SEVERITIES[rank], installed=installed, fixed_by=fixed_by,
             link=link, cvss=max(scores) if scores else None, images=group_images,
