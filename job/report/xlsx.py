@@ -134,7 +134,7 @@ def _fix_text(fixes: tuple[Fix, ...]) -> str:
 
 def _summary(book: Package, ctx: ReportContext) -> None:
     sheet = _Sheet(book, "Summary", [("Item", 34), ("Value", 70), ("New", 12), ("Resolved", 12),
-                                   ("Vulnerable images", 18), ("Change", 12)])
+                                     ("Vulnerable images", 18), ("Change", 12)])
     t, ch = ctx.totals, ctx.changes
     add = sheet.append
     add([sheet.title_cell("Image vulnerability report")])
@@ -275,7 +275,7 @@ def _short(description: str, limit: int = 300) -> str:
 
 def _changes(book: Package, ctx: ReportContext) -> None:
     sheet = _Sheet(book, "Changes", [("Change", 10), ("Severity", 12), ("Namespace", 22), ("Workload", 32),
-                                   ("Package", 24), ("Vulnerability", 30), ("Image", 40), ("Note", 30)])
+                                     ("Package", 24), ("Vulnerability", 30), ("Image", 40), ("Note", 30)])
     ch = ctx.changes
     if not ch.has_previous:
         sheet.append(["none", None, None, None, None, None, None, "no previous run to compare with"])
