@@ -13,7 +13,6 @@ from urllib.parse import quote, urlsplit
 
 import orjson
 
-from job.codec import decode_json
 from job.memory import gc_paused
 from job.model import (Feature, ImageRef, ScanRequest, ScanResult, ScanState, Vulnerability, VulnReport,
                        normalize_severity)
@@ -128,8 +127,8 @@ class Reader:
         self.vulnerable_only = vulnerable_only
         self._advisories: dict[tuple, Vulnerability] = {}
         self._packages: dict[tuple, Feature] = {}
-        #: By a digest of its JSON text: an advisory seen before costs no decoding (quay_fast.py).
-        self._raw: dict[bytes, Vulnerability] = {}
+        #: quay_fast.py's: an advisory, or a package's advisories, by a digest of their JSON text.
+        self.by_text: dict[bytes, Any] = {}
 
     def vulnerability(self, doc: Any, where: str) -> Vulnerability:
         key = _advisory_key(doc)
@@ -164,14 +163,6 @@ class Reader:
             return _feature(doc, where, self, advisories)
         if found is None:
             found = self._packages.setdefault(key, _feature(doc, where, self, advisories))
-        return found
-
-    def raw_vulnerability(self, raw: Any, where: str) -> Vulnerability:
-        """vulnerability() of an advisory's JSON text (any buffer): decoded once per distinct text."""
-        digest = hashlib.blake2b(raw, digest_size=16).digest()
-        found = self._raw.get(digest)
-        if found is None:
-            found = self._raw.setdefault(digest, self.vulnerability(decode_json(bytes(raw)), where))
         return found
 
     def skips(self, doc: Any) -> bool:

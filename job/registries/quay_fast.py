@@ -1,10 +1,10 @@
 """The quick way through a well-formed Quay security document. Pure.
 
 msgspec decodes the document straight into what the job reads: each package's own fields, and
-each advisory left as its JSON text. A package without vulnerabilities then costs no dicts, and
-an advisory that an earlier report listed costs a digest of its text (Reader.raw_vulnerability);
-decoding every package into dicts and keying every advisory by its canonical JSON was most of the
-CPU of a registry answer (bench/bench_scan.py).
+its advisories left as their JSON text. A package without vulnerabilities then costs no dicts,
+and the advisories of a package that an earlier report listed cost a digest of their text
+(Reader.by_text): decoding every package into dicts and keying every advisory by its canonical
+JSON was most of the CPU of a registry answer (bench/bench_scan.py).
 
 It gives parse_security_response's result or none: a document it does not expect (another
 status, a missing or odd-typed field, JSON that msgspec refuses, a malformed entry) is left to
@@ -12,18 +12,21 @@ parse_security_response, which judges it as it always did, messages included.
 """
 from __future__ import annotations
 
+import hashlib
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from job.model import ScanState, VulnReport
+from job.codec import decode_json
+from job.model import ScanState, Vulnerability, VulnReport
 from job.registries.backend import UnexpectedShape
 
 if TYPE_CHECKING:
     from job.registries.quay import Reader
 
 
-class _Package(msgspec.Struct):
+# Never tracked by the cyclic garbage collector: they hold no cycles, and a report has hundreds.
+class _Package(msgspec.Struct, gc=False):
     Name: Any = None
     Version: Any = None
     VersionFormat: Any = None
@@ -31,24 +34,53 @@ class _Package(msgspec.Struct):
     AddedBy: Any = None
     BaseScores: Any = None
     CVEIds: Any = None
-    Vulnerabilities: list[msgspec.Raw] | None = None
+    Vulnerabilities: msgspec.Raw = msgspec.Raw(b"null")  # absent is null
 
 
-class _Layer(msgspec.Struct):
+class _Layer(msgspec.Struct, gc=False):
     NamespaceName: Any = None
     Features: list[_Package] | None = None
 
 
-class _Data(msgspec.Struct):
+class _Data(msgspec.Struct, gc=False):
     Layer: _Layer | None = None
 
 
-class _Document(msgspec.Struct):
+class _Document(msgspec.Struct, gc=False):
     status: Any = None
     data: _Data | None = None
 
 
 _DECODER = msgspec.json.Decoder(_Document)
+_ADVISORY_LIST = msgspec.json.Decoder(list[msgspec.Raw] | None)
+_EMPTY = msgspec.Raw(b"[]")
+_NULL = msgspec.Raw(b"null")
+
+
+def _advisories(reader: Reader, raw: msgspec.Raw, where: str) -> tuple[Vulnerability, ...] | None:
+    """A package's advisories from the JSON text of its Vulnerabilities (None: null). A list of
+    them seen in an earlier report costs a digest of its text; an advisory seen before, another."""
+    if raw == _EMPTY:
+        return ()
+    if raw == _NULL:
+        return None
+    key = hashlib.blake2b(raw, digest_size=16).digest()
+    found = reader.by_text.get(key)
+    if found is None:
+        items = _ADVISORY_LIST.decode(raw)  # not a list: ValidationError, and the careful way says so
+        if items is None:
+            return None
+        found = reader.by_text.setdefault(key, tuple(
+            _advisory(reader, item, f"{where}.Vulnerabilities[{j}]") for j, item in enumerate(items)))
+    return found
+
+
+def _advisory(reader: Reader, raw: msgspec.Raw, where: str) -> Vulnerability:
+    key = hashlib.blake2b(raw, digest_size=16).digest()
+    found = reader.by_text.get(key)
+    if found is None:
+        found = reader.by_text.setdefault(key, reader.vulnerability(decode_json(bytes(raw)), where))
+    return found
 
 
 def read_scanned(body: bytes | bytearray, reader: Reader) -> tuple[ScanState, VulnReport, str] | None:
@@ -64,22 +96,20 @@ def read_scanned(body: bytes | bytearray, reader: Reader) -> tuple[ScanState, Vu
     features = []
     try:
         for i, package in enumerate(layer.Features):
-            vulns = package.Vulnerabilities
+            where = f"Layer.Features[{i}]"
+            vulns = _advisories(reader, package.Vulnerabilities, where)
             name = package.Name
             if not vulns and reader.vulnerable_only and isinstance(name, str) and name:
                 continue
-            where = f"Layer.Features[{i}]"
             own = {"Name": name, "Version": package.Version, "VersionFormat": package.VersionFormat,
                    "NamespaceName": package.NamespaceName, "AddedBy": package.AddedBy,
                    "BaseScores": package.BaseScores, "CVEIds": package.CVEIds}
             if vulns is None:  # kept (not --vulnerable-only, or no Name): judged as it always was
                 features.append(reader.feature({**own, "Vulnerabilities": None}, where))
-                continue
-            if not isinstance(package.BaseScores or [], list) or not isinstance(package.CVEIds or [], list):
+            elif isinstance(package.BaseScores or [], list) and isinstance(package.CVEIds or [], list):
+                features.append(reader.package(own, where, vulns))
+            else:
                 return None
-            advisories = tuple(reader.raw_vulnerability(memoryview(raw), f"{where}.Vulnerabilities[{j}]")
-                               for j, raw in enumerate(vulns))
-            features.append(reader.package(own, where, advisories))
-    except (UnexpectedShape, ValueError):
+    except (msgspec.MsgspecError, UnexpectedShape, ValueError):
         return None
     return ScanState.SCANNED, VulnReport(namespace_name=layer.NamespaceName or "", features=tuple(features)), ""
