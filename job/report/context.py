@@ -38,6 +38,16 @@ def count_entries(entries: Iterable[Entry]) -> Counts:
     return Counts(tuple(sev), fixable)
 
 
+@dataclass(slots=True)
+class _Whole:
+    """What the whole report's build leaves for the owners' shares (hundreds of pages and mails would redo
+    it): each image's entries, counts and fixes (wherever it runs), each workload's ranking, the severities."""
+
+    images: dict[ImageRef, ImageItem] = field(default_factory=dict)
+    ranked: dict[WorkloadKey, tuple[WorkloadTriage | None, dict[FindingKey, int] | None]] = field(default_factory=dict)
+    severity_of: dict[FindingKey, str] = field(default_factory=dict)
+
+
 @dataclass(frozen=True, slots=True)
 class _Inputs:
     """What a context is built from, kept so that an owner's share can be built from it."""
@@ -49,12 +59,7 @@ class _Inputs:
     settings: Settings
     pods_by_namespace: dict[str, list[Pod]]
     triage: Triage = Triage()
-    #: The whole report's images, once built: an owner's share reuses what does not depend on where
-    #: an image runs (its sorted entries, counts, fixes), which hundreds of owner pages would redo.
-    whole: dict[ImageRef, ImageItem] = field(default_factory=dict)
-    #: The whole report's ranking of each workload (its triage, first-seen days) and its severities.
-    ranked: dict[WorkloadKey, tuple[WorkloadTriage | None, dict[FindingKey, int] | None]] = field(default_factory=dict)
-    severity_of: dict[FindingKey, str] = field(default_factory=dict)
+    whole: _Whole = field(default_factory=_Whole)
 
     def build(self, only: frozenset[str] | None) -> ReportContext:
         """The context of these inputs; of only these namespaces when given (an owner's share)."""
@@ -85,10 +90,10 @@ def _build(inputs: _Inputs, *, only: frozenset[str] | None) -> ReportContext:
     placed = _place(pods)
     severity_of: dict[FindingKey, str] = {}
     images = {ref: _image_item(ref, results.get(ref), placed.where[ref], severity_of, placed.tagged.get(ref, ""),
-                               inputs.whole.get(ref))
+                               inputs.whole.images.get(ref))
               for ref in sorted(placed.where)}
     if only is None:
-        inputs.whole.update(images)
+        inputs.whole.images = images
     owners, owner_problems = _owners(snapshot, sorted({p.namespace for p in pods}), settings.owner_key)
 
     workloads = [_workload_item(ns, wl, owners[ns], placed.pods[(ns, wl)], [images[r] for r in refs],
@@ -103,7 +108,15 @@ def _build(inputs: _Inputs, *, only: frozenset[str] | None) -> ReportContext:
     tri = inputs.triage
     accepted = accept(workloads, tri.rules, today=today, soon_days=tri.soon_days, severity_of=severity_of,
                       everything=only is None, vex_documents=tri.vex_documents)
-    first_seen = _annotate(inputs, workloads, findings, severity_of, accepted.keys, today=today, whole=only is None)
+    if only is None:
+        first_seen = ranking.annotate(workloads, findings, tri, prev, today=today, severity_of=severity_of,
+                                      accepted=accepted.keys)
+        inputs.whole.ranked = {w.key: (w.triage, first_seen.get(w.key)) for w in workloads}
+        inputs.whole.severity_of = severity_of
+    else:
+        first_seen = ranking.annotate_share(workloads, findings, tri, prev, today=today, severity_of=severity_of,
+                                            accepted=accepted.keys, whole=inputs.whole.ranked,
+                                            whole_severity=inputs.whole.severity_of)
     workloads.sort(key=_workload_order)
     namespaces = _namespace_items(workloads, owners)
 
@@ -123,32 +136,6 @@ def _build(inputs: _Inputs, *, only: frozenset[str] | None) -> ReportContext:
         apply=_apply_summary(outcome),
         findings=findings, severity_of=severity_of, inputs=inputs, today=today, first_seen=first_seen,
         accepted=accepted)
-
-
-def _annotate(inputs: _Inputs, workloads: list[WorkloadItem], findings: dict[WorkloadKey, frozenset[FindingKey]],
-              severity_of: dict[FindingKey, str], accepted: dict[WorkloadKey, frozenset[FindingKey]], *, today: int,
-              whole: bool) -> dict[WorkloadKey, dict[FindingKey, int]]:
-    """Rank each workload's findings (job.report.ranking.annotate); an owner's share takes the whole report's
-    ranking of a workload whose findings have the same severities in both (the highest of the images in view)."""
-    tri, prev = inputs.triage, inputs.previous
-    if whole:
-        first_seen = ranking.annotate(workloads, findings, tri, prev, today=today, severity_of=severity_of,
-                                      accepted=accepted)
-        inputs.ranked.update((w.key, (w.triage, first_seen.get(w.key))) for w in workloads)
-        inputs.severity_of.update(severity_of)
-        return first_seen
-    again, first_seen = [], {}
-    for w in workloads:
-        known = inputs.ranked.get(w.key)
-        if known is None or any(severity_of.get(k) != inputs.severity_of.get(k) for k in w.keys):
-            again.append(w)
-            continue
-        w.triage = known[0]
-        if known[1] is not None:
-            first_seen[w.key] = known[1]
-    first_seen.update(ranking.annotate(again, findings, tri, prev, today=today, severity_of=severity_of,
-                                       accepted=accepted))
-    return first_seen
 
 
 @dataclass(slots=True)

@@ -85,6 +85,28 @@ def annotate(workloads: Iterable["WorkloadItem"], findings: Mapping["WorkloadKey
     return older
 
 
+def annotate_share(workloads: Iterable["WorkloadItem"], findings: Mapping["WorkloadKey", frozenset["FindingKey"]],
+                   triage: Triage, previous: "Previous | None", *, today: int, severity_of: Mapping["FindingKey", str],
+                   accepted: Mapping["WorkloadKey", frozenset["FindingKey"]] | None,
+                   whole: Mapping["WorkloadKey", tuple[WorkloadTriage | None, dict["FindingKey", int] | None]],
+                   whole_severity: Mapping["FindingKey", str]) -> dict["WorkloadKey", dict["FindingKey", int]]:
+    """`annotate` for an owner's share: a workload takes the whole report's ranking (`whole`) when its
+    findings have the same severities in both (a severity is the highest among the images in view),
+    instead of being ranked again for each owner page and mail; the others are ranked here."""
+    again, first_seen = [], {}
+    for w in workloads:
+        known = whole.get(w.key)
+        if known is None or any(severity_of.get(k) != whole_severity.get(k) for k in w.keys):
+            again.append(w)
+            continue
+        w.triage = known[0]
+        if known[1] is not None:
+            first_seen[w.key] = known[1]
+    first_seen.update(annotate(again, findings, triage, previous, today=today, severity_of=severity_of,
+                               accepted=accepted))
+    return first_seen
+
+
 def _first_seen(wkey: "WorkloadKey", keys: Iterable["FindingKey"], previous: "Previous | None",
                 today: int) -> dict["FindingKey", int]:
     if previous is None:
