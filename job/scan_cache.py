@@ -23,12 +23,12 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from job import __version__, codec
-from job.errors import ConfigError
 from job.files import NotRegularFile, TooLarge, read_regular
-from job.model import ImageRef, ScanRequest, ScanResult, ScanState
+from job.memory import gc_paused
+from job.model import Feature, ImageRef, ScanRequest, ScanResult, ScanState, Vulnerability, VulnReport
 from job.settings import Settings
 
-SCHEMA = 1
+SCHEMA = 3
 FILE = "scan-cache.json.gz"
 #: A registry that has not scanned a manifest yet usually has within minutes; asking again a
 #: quarter of an hour later catches it at the next run or two of a frequent CronJob (every 10
@@ -40,7 +40,6 @@ _RECHECK_STATES = (ScanState.QUEUED, ScanState.UNSUPPORTED, ScanState.NOT_FOUND)
 MAX_FILE_BYTES = 256 << 20
 MAX_TEXT_BYTES = 4 << 30
 MAX_LINE_BYTES = 64 << 20
-_BATCH = 256  # lines decoded and checked at once: the cache is never held whole as JSON
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +115,13 @@ def path_for(out: Path, shard: tuple[int, int] | None) -> Path:
 
 
 # --- the file --------------------------------------------------------------------------------------
+# Gzipped JSON lines: a head {"schema", "key", "entries"}, then each manifest's line {"at": fetch
+# time, "ref", "state", "detail", "backend", "pageUrl", "ns": the report's namespace or null when
+# there is no report, "packages": [numbers]}. Each advisory ({"advisory": ...}) and each package
+# ({"package": ..., its "vulnerabilities" as numbers}) is written once, on a line of its own
+# before the first line that uses it; its number is its place among the lines of its kind.
+# Images share most of their packages and advisories, as the registries' answers do (the
+# registries' reader builds each once): written once, read back once, held once.
 
 
 class Unusable(Exception):
@@ -135,70 +141,179 @@ def load(path: Path, *, key: str, wanted: Iterable[ImageRef]) -> tuple[dict[Imag
     except OSError as exc:
         return {}, f"cannot read it: {exc.strerror or exc}"
     try:
-        return _entries(data, key=key, wanted=set(wanted)), ""
+        with gc_paused():  # many small objects, no cycles: see job.memory
+            return _Reader(wanted).read(data, key=key), ""
     except Unusable as exc:
         return {}, str(exc)
-    except (OSError, EOFError, zlib.error, ValueError, ConfigError) as exc:  # gzip or JSON damaged
+    except (OSError, EOFError, zlib.error, ValueError) as exc:  # gzip or JSON damaged
         return {}, f"it is damaged ({str(exc)[:200]})"
 
 
-def _entries(data: bytes, *, key: str, wanted: set[ImageRef]) -> dict[ImageRef, Entry]:
-    text = gzip.GzipFile(fileobj=io.BytesIO(data), mode="rb")
-    head = codec.decode_json(_line(text) or b"null")
-    if not isinstance(head, dict) or head.get("schema") != SCHEMA:
-        raise Unusable(f"it is not of this version's schema ({SCHEMA})")
-    if head.get("key") != key:
-        raise Unusable("it was written for another cluster, job version or registry settings")
-    out: dict[ImageRef, Entry] = {}
-    batch: list[tuple[float, Any]] = []
-    size = 0
-    while True:
-        line = _line(text)
-        size += len(line)
-        if size > MAX_TEXT_BYTES:
-            raise Unusable(f"it holds more than {MAX_TEXT_BYTES >> 30} GiB")
-        if line:
+def _damaged(what: str) -> Unusable:
+    return Unusable(f"it is damaged ({what})")
+
+
+def _str(doc: dict, name: str) -> str:
+    value = doc.get(name)
+    if not isinstance(value, str):
+        raise _damaged(f"{name} is not a string")
+    return value
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _numbers(doc: dict, name: str, limit: int) -> list[int]:
+    value = doc.get(name)
+    if not isinstance(value, list) or not all(isinstance(n, int) and not isinstance(n, bool) and 0 <= n < limit
+                                              for n in value):
+        raise _damaged(f"{name} names lines it does not hold")
+    return value
+
+
+_STATES = {s.value: s for s in ScanState}
+
+
+class _Reader:
+    def __init__(self, wanted: Iterable[ImageRef]) -> None:
+        self.wanted = set(wanted)
+        self.advisories: list[Vulnerability] = []
+        self.packages: list[Feature] = []
+        self.entries: dict[ImageRef, Entry] = {}
+
+    def read(self, data: bytes, *, key: str) -> dict[ImageRef, Entry]:
+        text = gzip.GzipFile(fileobj=io.BytesIO(data), mode="rb")
+        head = codec.decode_json(self._line(text) or b"null")
+        if not isinstance(head, dict) or head.get("schema") != SCHEMA:
+            raise Unusable(f"it is not of this version's schema ({SCHEMA})")
+        if head.get("key") != key:
+            raise Unusable("it was written for another cluster, job version or registry settings")
+        size = 0
+        while line := self._line(text):
+            size += len(line)
+            if size > MAX_TEXT_BYTES:
+                raise Unusable(f"it holds more than {MAX_TEXT_BYTES >> 30} GiB")
             item = codec.decode_json(line)
-            if not isinstance(item, dict) or not isinstance(item.get("result"), dict):
-                raise Unusable("it is damaged (an entry is not an object with a result)")
-            at, doc = item.get("at"), item["result"]
-            if not isinstance(at, (int, float)) or isinstance(at, bool) or not math.isfinite(at):
-                raise Unusable("it is damaged (an entry has no fetch time)")
-            ref = doc.get("ref")
-            if isinstance(ref, list) and len(ref) == 3 and all(isinstance(x, str) for x in ref) \
-                    and ImageRef(*ref) in wanted:
-                batch.append((float(at), doc))
-        if len(batch) >= _BATCH or (not line and batch):
-            _convert(batch, out)
-            batch = []
-        if not line:
-            return out
+            if not isinstance(item, dict):
+                raise _damaged("a line is not an object")
+            if "advisory" in item:
+                self.advisories.append(self._advisory(item["advisory"]))
+            elif "package" in item:
+                self.packages.append(self._package(item["package"]))
+            else:
+                self._entry(item)
+        return self.entries
 
+    @staticmethod
+    def _line(text: gzip.GzipFile) -> bytes:
+        line = text.readline(MAX_LINE_BYTES + 1)
+        if len(line) > MAX_LINE_BYTES:
+            raise Unusable(f"a line is larger than {MAX_LINE_BYTES >> 20} MiB")
+        return line
 
-def _line(text: gzip.GzipFile) -> bytes:
-    line = text.readline(MAX_LINE_BYTES + 1)
-    if len(line) > MAX_LINE_BYTES:
-        raise Unusable(f"an entry is larger than {MAX_LINE_BYTES >> 20} MiB")
-    return line
+    @staticmethod
+    def _advisory(doc: Any) -> Vulnerability:
+        if not isinstance(doc, dict):
+            raise _damaged("an advisory is not an object")
+        metadata, cvss = doc.get("metadata"), doc.get("cvss")
+        if metadata is not None and not isinstance(metadata, dict) or cvss is not None and not _number(cvss):
+            raise _damaged("an advisory's metadata or score is of the wrong type")
+        return Vulnerability(name=_str(doc, "name"), severity=_str(doc, "severity"), namespace_name=_str(doc, "ns"),
+                             description=_str(doc, "description"), link=_str(doc, "link"),
+                             fixed_by=_str(doc, "fixedBy"), metadata=metadata, cvss_score=cvss,
+                             cvss_vector=_str(doc, "vector"))
 
+    def _package(self, doc: Any) -> Feature:
+        if not isinstance(doc, dict):
+            raise _damaged("a package is not an object")
+        scores, cves = doc.get("baseScores"), doc.get("cveIds")
+        if not (isinstance(scores, list) and all(map(_number, scores))
+                and isinstance(cves, list) and all(isinstance(c, str) for c in cves)):
+            raise _damaged("a package's scores or CVE ids are of the wrong type")
+        return Feature(name=_str(doc, "name"), version=_str(doc, "version"), version_format=_str(doc, "format"),
+                       namespace_name=_str(doc, "ns"), added_by=_str(doc, "addedBy"), base_scores=tuple(scores),
+                       cve_ids=tuple(cves), vulnerabilities=tuple(
+                           self.advisories[n] for n in _numbers(doc, "vulnerabilities", len(self.advisories))))
 
-def _convert(batch: list[tuple[float, Any]], out: dict[ImageRef, Entry]) -> None:
-    # The stage file's reader checks each entry's shape (a wrong field: ConfigError).
-    results = codec.results_from_doc({"version": codec.FORMAT_VERSION, "results": [doc for _, doc in batch]})
-    if len(results) != len(batch):
-        raise Unusable("it is damaged (a manifest appears twice)")
-    for (at, _), result in zip(batch, results.values()):
-        if result.ref in out:
-            raise Unusable("it is damaged (a manifest appears twice)")
+    def _entry(self, item: dict) -> None:
+        at, ref, state = item.get("at"), item.get("ref"), _STATES.get(item.get("state"))  # type: ignore[arg-type]
+        if not _number(at):
+            raise _damaged("an entry has no fetch time")
+        if not (isinstance(ref, list) and len(ref) == 3 and all(isinstance(x, str) for x in ref)) or state is None:
+            raise _damaged("an entry has no manifest or state")
+        image = ImageRef(*ref)
+        if image not in self.wanted:
+            return
+        if image in self.entries:
+            raise _damaged("a manifest appears twice")
+        page = item.get("pageUrl")
+        if not isinstance(page, str):
+            raise _damaged("pageUrl is not a string")
+        report = None
+        if item.get("ns") is not None:
+            report = VulnReport(_str(item, "ns"), tuple(self.packages[n] for n in
+                                                        _numbers(item, "packages", len(self.packages))))
+        result = ScanResult(image, state, report=report, detail=_str(item, "detail"), backend=_str(item, "backend"),
+                            page_url=page)
         if keep_for(result, math.inf) is None:  # a failure, or "scanned" without a report: never from a cache
-            raise Unusable(f"it is damaged (an entry of state {result.state.value!r} cannot be kept)")
-        out[result.ref] = Entry(result, at)
+            raise _damaged(f"an entry of state {state.value!r} cannot be kept")
+        self.entries[image] = Entry(result, float(at))
 
 
 def save(path: Path, entries: Mapping[ImageRef, Entry], *, key: str) -> None:
-    """I/O: the file, written whole or not at all (temporary file, then rename), one line per manifest."""
-    with codec.atomic_open(path) as raw, gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=3, mtime=0) as gz:
-        gz.write(codec.encode_json({"schema": SCHEMA, "key": key, "entries": len(entries)}) + b"\n")
+    """I/O: the file, written whole or not at all (temporary file, then rename)."""
+    with codec.atomic_open(path) as raw, gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=3, mtime=0) as gz, \
+            io.BufferedWriter(gz, buffer_size=1 << 20) as out:  # a few large writes, not one per line
+        out.write(codec.encode_json({"schema": SCHEMA, "key": key, "entries": len(entries)}) + b"\n")
+        writer = _Writer(out)
         for ref, entry in entries.items():
-            doc = codec.results_to_doc({ref: entry.result})["results"][0]
-            gz.write(codec.encode_json({"at": entry.fetched_at, "result": doc}) + b"\n")
+            r = entry.result
+            report = r.report
+            out.write(codec.encode_json({
+                "at": entry.fetched_at, "ref": [ref.host, ref.repository, ref.digest], "state": r.state.value,
+                "detail": r.detail, "backend": r.backend, "pageUrl": r.page_url,
+                "ns": None if report is None else report.namespace_name,
+                "packages": [] if report is None else [writer.package(f) for f in report.vulnerable_features],
+            }) + b"\n")
+
+
+class _Writer:
+    """Numbers each advisory and package, writing it at first use: known by identity (the
+    registries' reader shares them), else by value."""
+
+    def __init__(self, out: io.BufferedWriter) -> None:
+        self.out = out
+        self.by_id: dict[int, int] = {}
+        self.by_value: dict[tuple[str, bytes], int] = {}
+        self.counts = {"advisory": 0, "package": 0}
+        self._alive: list[object] = []  # what by_id names stays alive, so that its id is not reused
+
+    def _number(self, obj: object, kind: str, doc: dict) -> int:
+        text = codec.encode_json(doc)
+        n = self.by_value.get((kind, text))
+        if n is None:
+            n = self.by_value[(kind, text)] = self.counts[kind]
+            self.counts[kind] += 1
+            self.out.write(b'{"' + kind.encode() + b'":' + text + b"}\n")
+        self.by_id[id(obj)] = n
+        self._alive.append(obj)
+        return n
+
+    def advisory(self, v: Vulnerability) -> int:
+        n = self.by_id.get(id(v))
+        if n is not None:
+            return n
+        return self._number(v, "advisory", {
+            "name": v.name, "severity": v.severity, "ns": v.namespace_name, "description": v.description,
+            "link": v.link, "fixedBy": v.fixed_by, "metadata": v.metadata, "cvss": v.cvss_score,
+            "vector": v.cvss_vector})
+
+    def package(self, f: Feature) -> int:
+        n = self.by_id.get(id(f))
+        if n is not None:
+            return n
+        return self._number(f, "package", {
+            "name": f.name, "version": f.version, "format": f.version_format, "ns": f.namespace_name,
+            "addedBy": f.added_by, "baseScores": list(f.base_scores), "cveIds": list(f.cve_ids),
+            "vulnerabilities": [self.advisory(v) for v in f.vulnerabilities]})

@@ -2,6 +2,7 @@
 wrong (only slower)."""
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import hashlib
 import json
@@ -104,14 +105,28 @@ def test_no_cache_file_is_no_warning(tmp_path: Path) -> None:
 
 
 def _write_lines(path: Path, *lines: object) -> None:
-    path.write_bytes(gzip.compress(b"".join((x if isinstance(x, bytes) else json.dumps(x).encode()) + b"\n"
-                                            for x in lines)))
+    path.write_bytes(gzip.compress(b"".join(json.dumps(x).encode() + b"\n" for x in lines)))
 
 
-def _good_line(at: float = NOW) -> dict:
-    from job import codec
+def _saved_lines(tmp_path: Path) -> list[dict]:
+    """What save() writes for WEB: the head, its advisory, its package, its entry."""
+    saved = tmp_path / "saved.json.gz"
+    save(saved, {WEB: Entry(scanned(WEB), NOW)}, key=KEY)
+    return [json.loads(line) for line in gzip.decompress(saved.read_bytes()).splitlines()]
 
-    return {"at": at, "result": codec.results_to_doc({WEB: scanned(WEB)})["results"][0]}
+
+def test_a_package_shared_by_images_is_written_and_held_once(tmp_path: Path) -> None:
+    path = tmp_path / scan_cache.FILE
+    web, db = scanned(WEB), scanned(DB)
+    shared = dataclasses.replace(db, report=VulnReport("debian:12", web.report.features))
+    save(path, {WEB: Entry(web, NOW), DB: Entry(shared, NOW), NEW: Entry(scanned(NEW), NOW)}, key=KEY)
+    lines = [json.loads(line) for line in gzip.decompress(path.read_bytes()).splitlines()]
+    # NEW's package is the same as WEB's, by value: one package, one advisory.
+    assert [next(iter(line)) for line in lines[1:3]] == ["advisory", "package"]
+    assert sum("package" in line or "advisory" in line for line in lines) == 2
+    got, _ = load(path, key=KEY, wanted=[WEB, DB, NEW])
+    assert got[WEB].result == web and got[DB].result == shared
+    assert got[WEB].result.report.features[0] is got[NEW].result.report.features[0]
 
 
 @pytest.mark.parametrize("case, reason", [
@@ -122,37 +137,48 @@ def _good_line(at: float = NOW) -> dict:
     ("failure kept", "cannot be kept"),
     ("scanned without report", "cannot be kept"),
     ("wrong field", "damaged"),
+    ("package wrong field", "damaged"),
+    ("advisory wrong field", "damaged"),
+    ("package not held", "does not hold"),
     ("no fetch time", "fetch time"),
     ("twice", "twice"),
     ("a folder", "folder"),
 ])
 def test_a_damaged_or_foreign_cache_is_ignored_with_a_reason(tmp_path: Path, case: str, reason: str) -> None:
     path = tmp_path / scan_cache.FILE
-    head = {"schema": scan_cache.SCHEMA, "key": KEY}
-    line = _good_line()
+    head, advisory, package, line = _saved_lines(tmp_path)
     if case == "not gzip":
         path.write_bytes(b"{}\n")
     elif case == "cut short":
         save(path, {WEB: Entry(scanned(WEB), NOW)}, key=KEY)
         path.write_bytes(path.read_bytes()[:-20])
     elif case == "other schema":
-        _write_lines(path, {**head, "schema": 99}, line)
+        _write_lines(path, {**head, "schema": 2}, advisory, package, line)
     elif case == "other key":
-        _write_lines(path, {**head, "key": "other"}, line)
+        _write_lines(path, {**head, "key": "other"}, advisory, package, line)
     elif case == "failure kept":
-        line["result"].update(state="unreachable", report=None)
-        _write_lines(path, head, line)
+        line.update(state="unreachable", ns=None, packages=[])
+        _write_lines(path, head, advisory, package, line)
     elif case == "scanned without report":
-        line["result"]["report"] = None
-        _write_lines(path, head, line)
+        line.update(ns=None, packages=[])
+        _write_lines(path, head, advisory, package, line)
     elif case == "wrong field":
-        line["result"]["report"]["features"] = {}
-        _write_lines(path, head, line)
+        line["detail"] = 7
+        _write_lines(path, head, advisory, package, line)
+    elif case == "package wrong field":
+        package["package"]["vulnerabilities"] = {}
+        _write_lines(path, head, advisory, package, line)
+    elif case == "advisory wrong field":
+        advisory["advisory"]["metadata"] = "x"
+        _write_lines(path, head, advisory, package, line)
+    elif case == "package not held":
+        line["packages"] = [1]
+        _write_lines(path, head, advisory, package, line)
     elif case == "no fetch time":
         line["at"] = "yesterday"
-        _write_lines(path, head, line)
+        _write_lines(path, head, advisory, package, line)
     elif case == "twice":
-        _write_lines(path, head, line, line)
+        _write_lines(path, head, advisory, package, line, line)
     else:
         path.mkdir()
     got, why = load(path, key=KEY, wanted=[WEB])
