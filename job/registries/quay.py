@@ -307,11 +307,14 @@ class QuayBackend:
             if reply.status != 200:
                 state, detail = state_for_status(reply, "registry")
                 return ScanResult(ref, state, detail=detail, backend=self.name, page_url=page)
-            with gc_paused():  # a report is thousands of new objects, none in a cycle
-                # The quick way reads a well-formed document; anything else is judged the careful way.
-                reader = self.reader
-                quick = reply.decoded(lambda body: read_scanned(body, reader)) if reader is not None else None
-                state, report, detail = quick or parse_security_response(reply.json("security response"), reader)
+            # The quick way reads a well-formed document (building few objects the collector
+            # tracks); anything else is judged the careful way.
+            reader = self.reader
+            quick = reply.decoded(lambda body: read_scanned(body, reader)) if reader is not None else None
+            if quick is None:
+                with gc_paused():  # a report is thousands of new objects, none in a cycle
+                    quick = parse_security_response(reply.json("security response"), reader)
+            state, report, detail = quick
         except ScanFailure as exc:
             return ScanResult(ref, exc.state, detail=exc.detail, backend=self.name, page_url=page)
         return ScanResult(ref, state, report=report, detail=detail, backend=self.name, page_url=page)

@@ -1,13 +1,16 @@
-"""The run's byte budget: bounded, never a deadlock between answers read in part; decode cost."""
+"""The run's byte budget: bounded, never a deadlock between answers read in part; decode cost; the
+watchdog cuts every request at its own deadline."""
 from __future__ import annotations
 
+import socket
 import threading
 import time
+from types import SimpleNamespace
 
 import orjson
 import pytest
 
-from job.registries.bounds import ByteBudget, TooBig, decode_cost
+from job.registries.bounds import ByteBudget, TooBig, Watchdog, decode_cost
 
 pytestmark = pytest.mark.fault
 
@@ -74,3 +77,27 @@ def test_decode_cost_is_at_least_what_decoding_takes(body):
     finally:
         tracemalloc.stop()
     assert doc is not None and decode_cost(body) >= taken
+
+
+def test_a_request_due_before_those_already_watched_is_cut_at_its_own_deadline():
+    watchdog = Watchdog()
+    pairs = [socket.socketpair() for _ in range(3)]
+    try:
+        # Two requests due in a minute, then one due at once: the watchdog, waiting for the
+        # first, must wake up for the last.
+        late = [watchdog.watch(time.monotonic() + 60) for _ in range(2)]
+        for watch, (ours, _) in zip(late, pairs):
+            watch.conn = SimpleNamespace(sock=ours)
+        time.sleep(0.3)  # the watchdog's thread has started, and waits for the first
+        soon = watchdog.watch(time.monotonic() + 0.2)
+        soon.conn = SimpleNamespace(sock=pairs[2][0])
+        pairs[2][0].settimeout(30)
+        started = time.monotonic()
+        assert pairs[2][0].recv(1) == b""  # shut down under the reader
+        assert time.monotonic() - started < 20 and soon.expired
+        assert not any(w.expired for w in late)
+    finally:
+        watchdog.close()
+        for a, b in pairs:
+            a.close()
+            b.close()
