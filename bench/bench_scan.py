@@ -54,6 +54,8 @@ def scan_child(spec_file: str) -> None:
     """The scan alone with the job's code from spec["repo"]."""
     spec = json.loads(Path(spec_file).read_text())
     sys.path.insert(0, spec["repo"])
+    # Imported before the clock starts: a run pays for them once, not per answer.
+    import job.registries.online  # noqa: F401
     from job.log import QuietLog
     from job.model import ImageRef, ScanRequest
     from job.registries import scan_manifests
