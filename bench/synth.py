@@ -318,6 +318,8 @@ def plan_growth(cluster: Cluster, share: float = 0.01) -> None:
     runs bring: half of them run a new build of an application (a manifest the registry has not
     been asked about, added to the catalogue now so that it can serve it), half an image already
     running elsewhere. Call it after plan_churn(), in the same order everywhere."""
+    if share <= 0:
+        return
     rng = random.Random(cluster.seed + 2)
     target = max(1, int(cluster.pods * share))
     running = sorted(cluster.running_manifests())
