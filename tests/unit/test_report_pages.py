@@ -57,3 +57,5 @@ def test_every_table_of_an_owner_page_lists_every_row_of_its_scope(tmp_path):
     vulnerabilities = page[page.index('id="vulnerabilities"'):]
     assert all(f"CVE-2025-{10000 + i}" in vulnerabilities for i in range(LIMITS["groups"] + 50))
     assert "data-total=" not in page and "most severe of" not in page
+    # An image's own list stops at its first lines and says where the others are: on this page.
+    assert f"and {LIMITS['groups'] + 50 - LIMITS['image_entries']} more in the Vulnerabilities table below" in page
