@@ -141,6 +141,17 @@ class Package:
         self.title = title
         self.styles = Styles()
         self.sheets: list[tuple[str, str, int]] = []  # title, last column letter, rows (0: no filter)
+        self._shared: IO[bytes] | None = None  # the shared strings' <si> elements, until the end
+        self.shared = 0
+        self.shared_uses = 0
+
+    def share(self, inner: str) -> int:
+        """A shared string's index: the text of a run of equal cells down a column is written once."""
+        if self._shared is None:
+            self._shared = tempfile.TemporaryFile()
+        self._shared.write(f"<si>{inner}</si>".encode("utf-8"))
+        self.shared += 1
+        return self.shared - 1
 
     def entry(self, name: str) -> IO[bytes]:
         info = zipfile.ZipInfo(name, date_time=self.when.timetuple()[:6])
@@ -159,6 +170,15 @@ class Package:
         n = len(self.sheets)
         rels = "".join(f'<Relationship Id="rId{i}" Type="{_REL}/worksheet" Target="worksheets/sheet{i}.xml"/>'
                        for i in range(1, n + 1))
+        if self._shared is not None:
+            with self.entry("xl/sharedStrings.xml") as fh:
+                fh.write(f'{_HEAD}<sst xmlns="{_MAIN}" count="{self.shared_uses}" uniqueCount="{self.shared}">'
+                         .encode("utf-8"))
+                self._shared.seek(0)
+                shutil.copyfileobj(self._shared, fh)
+                fh.write(b"</sst>")
+            self._shared.close()
+            rels += f'<Relationship Id="rId{n + 2}" Type="{_REL}/sharedStrings" Target="sharedStrings.xml"/>'
         self.write("xl/_rels/workbook.xml.rels", f'{_HEAD}<Relationships xmlns="{_PKG_REL}">{rels}'
                    f'<Relationship Id="rId{n + 1}" Type="{_REL}/styles" Target="styles.xml"/></Relationships>')
         sheets = "".join(f'<sheet name={quoteattr(t)} sheetId="{i}" r:id="rId{i}"/>'
@@ -191,6 +211,9 @@ class Package:
                    "</Relationships>")
         overrides = "".join(f'<Override PartName="/xl/worksheets/sheet{i}.xml" '
                             f'ContentType="{_TYPE}spreadsheetml.worksheet+xml"/>' for i in range(1, n + 1))
+        if self.shared:
+            overrides += (f'<Override PartName="/xl/sharedStrings.xml" '
+                          f'ContentType="{_TYPE}spreadsheetml.sharedStrings+xml"/>')
         self.write("[Content_Types].xml", f'{_HEAD}<Types xmlns="http://schemas.openxmlformats.org/package/2006/'
                    'content-types"><Default Extension="rels" ContentType="application/vnd.openxmlformats-package.'
                    'relationships+xml"/><Default Extension="xml" ContentType="application/xml"/>'
@@ -214,7 +237,8 @@ class SheetPart:
         self.links = 0
         self._link_refs: IO[bytes] | None = None  # <hyperlink> elements, then their relationships
         self._link_rels: IO[bytes] | None = None
-        self._last: list[tuple[Any, int, str]] = [(None, 0, "")] * len(widths)  # each column's last text cell
+        # Each column's last text cell: value, style, its attribute, its shared-string tail, its <t>.
+        self._last: list[tuple[Any, int, str, str, str]] = [(None, 0, "", "", "")] * len(widths)
         self._chunk: list[str] = []
         self._pending = 0  # characters in _chunk
         self.written = 0  # bytes of XML written
@@ -236,6 +260,7 @@ class SheetPart:
         add = parts.append
         attr = self.styles.attr
         last = self._last
+        package = self.package
         for i, (letter, item) in enumerate(zip(self.letters, cells)):
             style, link = 0, ""
             if type(item) is Styled:
@@ -245,13 +270,16 @@ class SheetPart:
             if item is None:
                 continue
             seen = last[i]
-            if seen[0] is item and seen[1] == style:  # as in the row above (an image's cells on each of its rows)
-                tail = seen[2]
+            if seen[0] is item and seen[1] == style:
+                # The text of the row above (an image's cells on each of its rows): one shared string.
+                tail = seen[3] or self._share(i)
+                package.shared_uses += 1
             elif type(item) is str:
                 if not item:
                     continue
-                tail = self._text(item, style)
-                last[i] = (item, style, tail)
+                s_attr, inner = self._text(item, style)
+                tail = f' t="inlineStr"{s_attr}><is>{inner}</is></c>'
+                last[i] = (item, style, s_attr, "", inner)
             else:
                 tail = self._number(item, style)
                 if not tail:
@@ -266,8 +294,9 @@ class SheetPart:
         if len(self._chunk) >= _CHUNK_ROWS or self._pending >= _CHUNK_CHARS:
             self._flush()
 
-    def _text(self, item: str, style: int) -> str:
-        """A text cell after its reference: bounded, escaped, quoted when a formula could be read in it."""
+    def _text(self, item: str, style: int) -> tuple[str, str]:
+        """A text cell's style attribute and <t> element: bounded, escaped, quoted when a formula could be
+        read in it."""
         if len(item) > _CELL_LIMIT:
             item = item[:_CELL_LIMIT]
         if not item.isprintable():  # (rare: a quick test first; isprintable is false for each illegal one)
@@ -278,7 +307,13 @@ class SheetPart:
         space = ' xml:space="preserve"' if first <= " " or item[-1] <= " " else ""
         if "&" in item or "<" in item or ">" in item:
             item = escape(item)
-        return f' t="inlineStr"{self.styles.attr[style]}><is><t{space}>{item}</t></is></c>'
+        return self.styles.attr[style], f"<t{space}>{item}</t>"
+
+    def _share(self, column: int) -> str:
+        item, style, s_attr, _tail, inner = self._last[column]
+        tail = f' t="s"{s_attr}><v>{self.package.share(inner)}</v></c>'
+        self._last[column] = (item, style, s_attr, tail, "")
+        return tail
 
     def _number(self, item: Any, style: int) -> str:
         kind = type(item)

@@ -187,3 +187,19 @@ def test_styles_links_and_dates_read_back_as_written():
     assert taken.number_format == "yyyy-mm-dd hh:mm"
     summary = wb["Summary"]
     assert summary["A2"].value == "Image vulnerability report" and summary["A2"].font.sz == 14
+
+
+def test_an_image_s_cells_read_the_same_on_each_of_its_rows_and_formula_like_text_stays_quoted():
+    ref = make_ref("shop/many")
+    snap = make_snapshot([make_pod("shop", "many-1", ref), make_pod("ops", "many-2", ref)])
+    feature = make_feature("=1+1", "@2", *[make_vuln(f"CVE-{i}", "High") for i in range(4)])
+    wb, data = workbook_of(snap, {ref: make_result(ref, feature)})
+    ws = wb["Vulnerabilities"]
+    found = rows(ws)
+    assert len(found) == 4
+    assert {(r["Image"], r["Namespaces"], r["Package"], r["Installed version"]) for r in found} \
+        == {("quay.io/shop/many", "ops, shop", "=1+1", "@2")}
+    for row in ws.iter_rows(min_row=2, min_col=3, max_col=4):
+        assert all(c.data_type == "s" and c.quotePrefix for c in row)
+    with zipfile.ZipFile(io.BytesIO(data)) as z:  # written once, then shared by the rows below
+        assert z.read("xl/sharedStrings.xml").count(b"<t>quay.io/shop/many</t>") == 1
