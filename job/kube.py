@@ -7,11 +7,15 @@ session, so that pages of 500 pods are parsed straight from JSON and every call 
 from __future__ import annotations
 
 import collections
+import importlib.util
 import os
 import random
+import sys
 import threading
 import time
+import types
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Iterator
 from urllib.parse import quote
 
@@ -312,12 +316,53 @@ def _dry(dry_run: bool) -> dict[str, str]:
 # --- connecting ----------------------------------------------------------------------------------
 
 
+class _ApiClient:
+    """What kubernetes.config gets as ApiClient: it builds one only to refresh an OIDC token, and then
+    has the client's whole package imported."""
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+        from kubernetes.client import ApiClient
+
+        return ApiClient(*args, **kwargs)
+
+
+def _config_loader() -> tuple[Any, Any]:
+    """kubernetes.config and the client's Configuration class, without the client's API and model
+    classes (about 37 MB held for the whole run, for nothing: the job sends its requests itself).
+    Both packages' __init__ import all of those; kubernetes.config needs of the client only
+    Configuration (and ApiClient to refresh an OIDC token). So its modules are imported under bare
+    parent packages, removed right after: a later `import kubernetes` gets the whole package, and
+    shares these modules. A client whose layout differs is imported whole, as before."""
+    spec = importlib.util.find_spec("kubernetes") if "kubernetes" not in sys.modules else None
+    if spec is not None and spec.origin:
+        before, root = set(sys.modules), Path(spec.origin).parent
+        bare = {name: types.ModuleType(name) for name in ("kubernetes", "kubernetes.client")}
+        bare["kubernetes"].__path__, bare["kubernetes.client"].__path__ = [str(root)], [str(root / "client")]
+        sys.modules.update(bare)
+        try:
+            from kubernetes.client.configuration import Configuration
+
+            bare["kubernetes.client"].Configuration, bare["kubernetes.client"].ApiClient = Configuration, _ApiClient
+            from kubernetes import config
+
+            return config, Configuration
+        except ImportError:
+            for name in set(sys.modules) - before:
+                if name.partition(".")[0] == "kubernetes":
+                    del sys.modules[name]
+        finally:
+            for name, module in bare.items():
+                if sys.modules.get(name) is module:
+                    del sys.modules[name]
+    from kubernetes import client, config
+
+    return config, client.Configuration
+
+
 def connect(settings: Settings) -> Kube:
     """Kubeconfig (--kubeconfig/--context, KUBECONFIG, ~/.kube/config) or the in-cluster ServiceAccount."""
-    from kubernetes import client as kclient
-    from kubernetes import config as kconfig
-
-    cfg = kclient.Configuration()
+    kconfig, configuration = _config_loader()
+    cfg = configuration()
     context_name, own_namespace = "", ""
     in_cluster = not settings.kubeconfig and "KUBERNETES_SERVICE_HOST" in os.environ \
         and os.path.exists(f"{_SA_DIR}/token")
