@@ -32,9 +32,12 @@ class _Package(msgspec.Struct, gc=False):
     VersionFormat: Any = None
     NamespaceName: Any = None
     AddedBy: Any = None
-    BaseScores: Any = None
-    CVEIds: Any = None
-    Vulnerabilities: msgspec.Raw = msgspec.Raw(b"null")  # absent is null
+    # Left as text, absent being null, and decoded for the packages kept only: a list for each
+    # package would be an object the garbage collector tracks, and collections cost more than
+    # the decoding.
+    BaseScores: msgspec.Raw = msgspec.Raw(b"null")
+    CVEIds: msgspec.Raw = msgspec.Raw(b"null")
+    Vulnerabilities: msgspec.Raw = msgspec.Raw(b"null")
 
 
 class _Layer(msgspec.Struct, gc=False):
@@ -53,6 +56,7 @@ class _Document(msgspec.Struct, gc=False):
 
 _DECODER = msgspec.json.Decoder(_Document)
 _ADVISORY_LIST = msgspec.json.Decoder(list[msgspec.Raw] | None)
+_ANY = msgspec.json.Decoder()
 _EMPTY = msgspec.Raw(b"[]")
 _NULL = msgspec.Raw(b"null")
 
@@ -101,12 +105,13 @@ def read_scanned(body: bytes | bytearray, reader: Reader) -> tuple[ScanState, Vu
             name = package.Name
             if not vulns and reader.vulnerable_only and isinstance(name, str) and name:
                 continue
+            scores, ids = _ANY.decode(package.BaseScores), _ANY.decode(package.CVEIds)
             own = {"Name": name, "Version": package.Version, "VersionFormat": package.VersionFormat,
                    "NamespaceName": package.NamespaceName, "AddedBy": package.AddedBy,
-                   "BaseScores": package.BaseScores, "CVEIds": package.CVEIds}
+                   "BaseScores": scores, "CVEIds": ids}
             if vulns is None:  # kept (not --vulnerable-only, or no Name): judged as it always was
                 features.append(reader.feature({**own, "Vulnerabilities": None}, where))
-            elif isinstance(package.BaseScores or [], list) and isinstance(package.CVEIds or [], list):
+            elif isinstance(scores or [], list) and isinstance(ids or [], list):
                 features.append(reader.package(own, where, vulns))
             else:
                 return None
