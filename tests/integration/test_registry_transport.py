@@ -1,0 +1,48 @@
+"""The wire under the registry client (job/registries/transport.py): what requests used to do for
+it, a proxy's credentials from the environment, is still done, and goes to the proxy alone."""
+from __future__ import annotations
+
+import base64
+import socket
+import time
+
+from registry_sim import (ConnectProxy, QuayRole, RecordingLog, compat_bytes, digest, registry_settings,  # noqa: F401
+                          sim_ca, sims)
+
+from job.model import ImageRef, ScanRequest, ScanState
+from job.registries import scan_manifests
+
+
+class RecordingProxy(ConnectProxy):
+    """A CONNECT proxy that also keeps the head of every request it was sent."""
+
+    def __init__(self) -> None:
+        self.heads: list[bytes] = []
+        super().__init__()
+
+    def _tunnel(self, client: socket.socket) -> None:
+        head, deadline = b"", time.monotonic() + 5
+        while b"\r\n\r\n" not in head and time.monotonic() < deadline:
+            head = client.recv(65536, socket.MSG_PEEK)  # left for the proxy to read
+            time.sleep(0.01)
+        self.heads.append(head)
+        super()._tunnel(client)
+
+
+def test_proxy_credentials_from_the_environment_reach_the_proxy_and_only_it(sims, registry_settings,
+                                                                           monkeypatch):
+    host = sims()
+    QuayRole(host).reports[digest(1)] = compat_bytes("quay", "noVulns.json")
+    proxy = RecordingProxy()
+    try:
+        monkeypatch.setenv("HTTPS_PROXY", f"http://scan%40corp:s3cret@127.0.0.1:{proxy.port}")
+        ref = ImageRef(host.host, "org/app", digest(1))
+        results = scan_manifests([ScanRequest(ref)], registry_settings(), secrets=None, log=RecordingLog())
+    finally:
+        proxy.stop()
+    assert results[ref].state is ScanState.SCANNED
+    expected = b"proxy-authorization: basic " + base64.b64encode(b"scan@corp:s3cret").lower()
+    assert proxy.heads and all(expected in head.lower() for head in proxy.heads)
+    assert proxy.tunnels and set(proxy.tunnels) == {host.host}
+    assert host.seen and not any("proxy-authorization" in s.headers for s in host.seen)
+    assert not any("authorization" in s.headers for s in host.seen)
