@@ -17,8 +17,10 @@ WEB = digest("registry-fault-web")
 
 
 def _online(c: Cluster, sim, ca_file: str, **over):
+    # rescan_after=0: every run asks the registry again (the fault is in its next answer, which
+    # the scan cache would otherwise not ask for within its rescan interval).
     return c.play(**{"secscan_dir": "", "extra_certs": ca_file, "read_timeout": 2.0, "retries": 1,
-                     "retry_budget": 5.0, **over})
+                     "retry_budget": 5.0, "rescan_after": 0.0, **over})
 
 
 @pytest.mark.parametrize("fault", ["no Features", "Features wrong type", "trickle past the request deadline",
