@@ -5,6 +5,8 @@ hostile text that must stay text is checked in that output.
 """
 from __future__ import annotations
 
+import re
+
 from tests.factories import DDE, FORMULA, SCRIPT
 from tests.integration.report.libreoffice import CSV_FILTER, convert, sheet
 
@@ -36,3 +38,13 @@ def test_calc_prints_the_workbook(libreoffice, report_dir, tmp_path):
     convert(libreoffice, report_dir / "report.xlsx", "pdf", tmp_path)
     pdf = (tmp_path / "report.pdf").read_bytes()
     assert pdf.startswith(b"%PDF-") and b"%%EOF" in pdf[-1024:]
+
+
+def test_calc_keeps_the_advisory_and_registry_links(libreoffice, report_dir, tmp_path):
+    # Calc's HTML export writes each hyperlink cell as an anchor: the links a user can click.
+    convert(libreoffice, report_dir / "report.xlsx", "html", tmp_path)
+    page = (tmp_path / "report.html").read_text(encoding="utf-8", errors="replace")
+    links = set(re.findall(r'<a href="([^"]*)"', page))
+    assert "https://access.redhat.com/security/cve/CVE-2024-0727" in links
+    assert any(link.startswith("https://quay.io/repository/shop/web/manifest/sha256:") for link in links)
+    assert all(link.startswith("https://") for link in links), links
