@@ -258,7 +258,6 @@ class SheetPart:
         r = str(self.rows)
         parts = [f'<row r="{r}">']
         add = parts.append
-        attr = self.styles.attr
         last = self._last
         package = self.package
         for i, (letter, item) in enumerate(zip(self.letters, cells)):
