@@ -4,7 +4,7 @@ offers instead. Plain JSON data in and out (job.kube decodes it); no Kubernetes 
 from __future__ import annotations
 
 from contextlib import AbstractContextManager
-from typing import Any, Iterator, Protocol
+from typing import Any, Callable, Iterator, Protocol
 
 from job.model import Namespace
 
@@ -17,7 +17,9 @@ class Cluster(Protocol):
 
     # --- snapshot: pods, namespaces, the owners the pods name
 
-    def list_pods(self, *, namespace: str | None, selector: str, page_size: int) -> Iterator[list[dict]]: ...
+    #: `decode`: of each page's JSON (job.pods.decode_pod_page: only the fields the snapshot reads).
+    def list_pods(self, *, namespace: str | None, selector: str, page_size: int,
+                  decode: Callable[[bytes], Any] = ...) -> Iterator[list[dict]]: ...
 
     def list_namespaces(self, *, names: tuple[str, ...] = ()) -> list[Namespace]: ...
 

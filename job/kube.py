@@ -16,7 +16,7 @@ import time
 import types
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 from urllib.parse import quote
 
 import requests
@@ -101,8 +101,8 @@ class Kube:
 
     def request(self, method: str, path: str, *, params: dict[str, Any] | None = None, body: Any = None,
                 content_type: str = "application/json", accept: str = "application/json",
-                verb: str = "", timeout: float = 60.0) -> Any:
-        """One API call with bounded retries on 429/5xx and connection errors; JSON in, JSON out."""
+                verb: str = "", timeout: float = 60.0, decode: Callable[[bytes], Any] = decode_json) -> Any:
+        """One API call with bounded retries on 429/5xx and connection errors; JSON in, JSON out (by `decode`)."""
         verb = verb or method.lower()
         data = None if body is None else encode_json(body)
         if method != "GET":
@@ -133,7 +133,7 @@ class Kube:
             if not resp.content:
                 return None
             try:
-                return decode_json(resp.content)
+                return decode(resp.content)
             except ValueError as exc:
                 raise KubeError(f"{method} {path}: the API server answered with no JSON") from exc
 
@@ -152,12 +152,13 @@ class Kube:
                    reason=reason)
 
     def list_pages(self, path: str, *, params: dict[str, Any] | None = None, page_size: int = 500,
-                   accept: str = "application/json") -> Iterator[list[dict]]:
+                   accept: str = "application/json", decode: Callable[[bytes], Any] = decode_json
+                   ) -> Iterator[list[dict]]:
         """A paginated LIST (limit + continue): one consistent snapshot, yielded page by page."""
         query = dict(params or {})
         query["limit"] = page_size
         while True:
-            doc = self.request("GET", path, params=query, accept=accept, verb="list")
+            doc = self.request("GET", path, params=query, accept=accept, verb="list", decode=decode)
             items = doc.get("items") if isinstance(doc, dict) else None
             meta = doc.get("metadata") if isinstance(doc, dict) else None
             if not isinstance(doc, dict) or not isinstance(items, (list, type(None))) \
@@ -171,12 +172,13 @@ class Kube:
 
     # --- reads -------------------------------------------------------------------------------
 
-    def list_pods(self, *, namespace: str | None, selector: str, page_size: int) -> Iterator[list[dict]]:
+    def list_pods(self, *, namespace: str | None, selector: str, page_size: int,
+                  decode: Callable[[bytes], Any] = decode_json) -> Iterator[list[dict]]:
         path = f"/api/v1/namespaces/{namespace}/pods" if namespace else "/api/v1/pods"
         params = {"fieldSelector": "status.phase=Running"}
         if selector:
             params["labelSelector"] = selector
-        return self.list_pages(path, params=params, page_size=page_size)
+        return self.list_pages(path, params=params, page_size=page_size, decode=decode)
 
     def list_namespaces(self, *, names: tuple[str, ...] = ()) -> list[Namespace]:
         """All namespaces; with `names`, just those (a GET each: the job may not be allowed to list)."""
@@ -208,7 +210,7 @@ class Kube:
         for path in paths:
             for page in self.list_pages(path, accept=_METADATA_ONLY):
                 for item in page:
-                    if isinstance(item, dict):  # the rest: job.snapshot.owner_index passes it over
+                    if isinstance(item, dict):  # the rest: job.pods.owner_index passes it over
                         item["kind"] = kind
                         out.append(item)
         return out

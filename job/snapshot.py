@@ -19,7 +19,7 @@ from job.labels import matches, parse_selector
 from job.log import RunLog
 from job.memory import gc_paused
 from job.model import Namespace, Pod, Problem, Snapshot, Workload
-from job.pods import OWNER_KINDS, ParseCache, controller_of, excerpt, owner_index, parse_pod
+from job.pods import OWNER_KINDS, ParseCache, controller_of, decode_pod_page, excerpt, owner_index, parse_pod
 from job.settings import Settings
 
 
@@ -221,7 +221,7 @@ def take(client: Cluster, settings: Settings, log: RunLog) -> Snapshot:
     with gc_paused():
         for ns in targets:
             for page in one_page_ahead(client.list_pods(namespace=ns, selector=settings.selector,
-                                                        page_size=settings.page_size)):
+                                                        page_size=settings.page_size, decode=decode_pod_page)):
                 pages += 1
                 listed += len(page)
                 builder.add(page)

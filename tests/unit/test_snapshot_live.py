@@ -6,10 +6,11 @@ from __future__ import annotations
 import gc
 import io
 import threading
-from typing import Iterator
+from typing import Any, Callable, Iterator
 
 import pytest
 
+from job.codec import decode_json, encode_json
 from job.errors import KubeError
 from job.log import RunLog
 from job.settings import Settings
@@ -42,12 +43,14 @@ class PagedCluster:
     def list_namespaces(self, *, names: tuple[str, ...] = ()) -> list:
         return []
 
-    def list_pods(self, *, namespace: str | None, selector: str, page_size: int) -> Iterator[list[dict]]:
+    def list_pods(self, *, namespace: str | None, selector: str, page_size: int,
+                  decode: Callable[[bytes], Any] = decode_json) -> Iterator[list[dict]]:
         self.listing = True
         for n in range(self.pages):
             if n == self.fail_at:
                 raise KubeError("GET /api/v1/pods: 410 the provided continue parameter is too old", status=410)
-            yield [running_pod(f"ns-{n}", f"web-5d8f-{n}-{k}") for k in range(self.per_page)]
+            items = [running_pod(f"ns-{n}", f"web-5d8f-{n}-{k}") for k in range(self.per_page)]
+            yield decode(encode_json({"kind": "PodList", "items": items}))["items"]  # as job.kube does
 
     def list_metadata(self, kind: str, *, namespaces: tuple[str, ...] = ()) -> list[dict]:
         self.listing = False
