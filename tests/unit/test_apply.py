@@ -1,60 +1,19 @@
 """The apply plan (pure): which object gets which write, from metadata alone."""
 from __future__ import annotations
 
-import datetime as dt
-
 import yaml
 
 from job.apply import merge_patch, merged_labels, plan, write_offline
 from job.desired import HASH_ANNOTATION, desired_state
-from job.model import Feature, ScanResult, ScanState, Vulnerability, VulnReport
-from job.writers import Writers, status_digest, status_paths
-from tests.unit.test_desired import REF1, REF2, pod, snap
-
-NOW = dt.datetime(2026, 11, 29, tzinfo=dt.timezone.utc)
-REPORT = VulnReport("debian:12", (Feature("a", "1", vulnerabilities=(Vulnerability("CVE-1", "High"),)),))
-
-
-def _vouched(obj) -> dict:
-    """The metadata the API server lists for an object the job wrote last and no one touched since."""
-    return {"metadata": {"namespace": obj.namespace, "name": obj.name, "labels": dict(obj.labels),
-                         "resourceVersion": "5", "generation": 2,
-                         "annotations": {**obj.annotations, HASH_ANNOTATION: f"{obj.content_hash}:2"},
-                         "writers": Writers(ours="2026-11-29T10:00:00Z", others_status="2026-11-28T10:00:00Z",
-                                            status_fields=status_digest(status_paths(obj.status)))}}
-
-
-def _meta(ns: str, name: str, *, ours: bool = True, hash_: str = "") -> dict:
-    labels = {"app.kubernetes.io/managed-by": "imvjob"} if ours else {}
-    return {"metadata": {"namespace": ns, "name": name, "labels": labels, "resourceVersion": "1",
-                         "annotations": {HASH_ANNOTATION: hash_} if hash_ else {}}}
-
-
-class Recorder:
-    """Stands in for the applier: records which task the plan chose for which object."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, str]] = []
-
-    def create(self, obj):
-        self.calls.append(("create", obj.key))
-
-    def update(self, obj, existing):
-        self.calls.append(("update", obj.key))
-
-    def refresh_pods(self, kept, existing):
-        self.calls.append(("refresh", kept.key))
-
-    def delete(self, key, meta):
-        self.calls.append(("delete", key))
-
-
-def _run(tasks) -> list[tuple[str, str]]:
-    rec = Recorder()
-    for _, task in tasks:
-        task(rec)
-    return sorted(rec.calls)
-
+from job.model import ScanResult, ScanState
+from tests.apply_plan import NOW, REPORT
+from tests.apply_plan import listed_meta as _meta
+from tests.apply_plan import run_tasks as _run
+from tests.apply_plan import vouched_meta as _vouched
+from tests.factories import DB_REF as REF2
+from tests.factories import WEB_REF as REF1
+from tests.factories import pod_of as pod
+from tests.factories import snap_of as snap
 
 def test_plan_creates_updates_deletes_and_leaves_unchanged_alone() -> None:
     results = {REF1: ScanResult(REF1, ScanState.SCANNED, REPORT),

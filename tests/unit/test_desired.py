@@ -9,9 +9,6 @@ from job.imv_spec import MAX_OBJECT_BYTES, severity_status, shrink
 from job.model import Feature, ImageRef, ScanResult, ScanState
 from tests.factories import DB_REF, RUN_AT, WEB_DIGEST, WEB_REF, pod_of, report_of, scanned, snap_of, vuln_of
 
-# Still imported from here under these names by tests/unit/test_apply.py and test_faults_plan.py.
-REF1, REF2, pod, snap = WEB_REF, DB_REF, pod_of, snap_of
-
 
 def test_go_time_string_matches_go() -> None:
     assert go_time_string(RUN_AT) == "2026-11-29 10:00:48.32847 +0000 UTC"

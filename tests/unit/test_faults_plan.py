@@ -9,8 +9,14 @@ from job.apply import plan, vouched
 from job.desired import HASH_ANNOTATION, desired_state
 from job.model import ScanResult, ScanState
 from job.writers import Writers, status_digest, status_paths, writers
-from tests.unit.test_apply import NOW, REPORT, _meta, _run, _vouched
-from tests.unit.test_desired import REF1, REF2, pod, snap
+from tests.apply_plan import NOW, REPORT
+from tests.apply_plan import listed_meta as _meta
+from tests.apply_plan import run_tasks as _run
+from tests.apply_plan import vouched_meta as _vouched
+from tests.factories import DB_REF as REF2
+from tests.factories import WEB_REF as REF1
+from tests.factories import pod_of as pod
+from tests.factories import snap_of as snap
 
 pytestmark = pytest.mark.fault
 
