@@ -307,7 +307,7 @@ CLUSTER_WIDE = {
     ("", "replicationcontrollers", "list", ""), ("apps", "replicasets", "list", ""), ("batch", "jobs", "list", ""),
     ("", "serviceaccounts", "list", ""),
     ("", "secrets", "get", ""),
-    *((IMV_GROUP, "imagemanifestvulns", verb, "") for verb in ("get", "list", "create", "update", "patch", "delete")),
+    *((IMV_GROUP, "imagemanifestvulns", verb, "") for verb in ("get", "list", "create", "patch", "delete")),
     (IMV_GROUP, "imagemanifestvulns/status", "update", ""),
     ("apiextensions.k8s.io", "customresourcedefinitions", "get", "imagemanifestvulns.secscan.quay.redhat.com"),
 }
@@ -351,6 +351,8 @@ ACCESS = [
     ("read the global pull secret", "get", "", "secrets", "", "openshift-config", "pull-secret", True),
     ("delete an ImageManifestVuln", "delete", IMV_GROUP, "imagemanifestvulns", "", "other", "sha256.x", True),
     ("write an ImageManifestVuln's status", "update", IMV_GROUP, "imagemanifestvulns", "status", "other", "x", True),
+    ("replace an ImageManifestVuln whole (its writes are merge patches)", "update", IMV_GROUP, "imagemanifestvulns",
+     "", "other", "x", False),
     ("take its Lease", "update", LEASES, "leases", "", "own", "imvjob", True),
     ("create its Lease", "create", LEASES, "leases", "", "own", "", True),
     ("list secrets", "list", "", "secrets", "", "cluster", "", False),
