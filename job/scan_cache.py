@@ -20,7 +20,7 @@ import math
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from job import __version__, codec
 from job.files import NotRegularFile, TooLarge, read_regular
@@ -289,8 +289,12 @@ class _Writer:
         self.counts = {"advisory": 0, "package": 0}
         self._alive: list[object] = []  # what by_id names stays alive, so that its id is not reused
 
-    def _number(self, obj: object, kind: str, doc: dict) -> int:
-        text = codec.encode_json(doc)
+    def _number(self, obj: object, kind: str, doc: Callable[[], dict]) -> int:
+        """The line number of `obj` (its document is built only the first time this object is met)."""
+        n = self.by_id.get(id(obj))
+        if n is not None:
+            return n
+        text = codec.encode_json(doc())
         n = self.by_value.get((kind, text))
         if n is None:
             n = self.by_value[(kind, text)] = self.counts[kind]
@@ -301,19 +305,13 @@ class _Writer:
         return n
 
     def advisory(self, v: Vulnerability) -> int:
-        n = self.by_id.get(id(v))
-        if n is not None:
-            return n
-        return self._number(v, "advisory", {
+        return self._number(v, "advisory", lambda: {
             "name": v.name, "severity": v.severity, "ns": v.namespace_name, "description": v.description,
             "link": v.link, "fixedBy": v.fixed_by, "metadata": v.metadata, "cvss": v.cvss_score,
             "vector": v.cvss_vector})
 
     def package(self, f: Feature) -> int:
-        n = self.by_id.get(id(f))
-        if n is not None:
-            return n
-        return self._number(f, "package", {
+        return self._number(f, "package", lambda: {
             "name": f.name, "version": f.version, "format": f.version_format, "ns": f.namespace_name,
             "addedBy": f.added_by, "baseScores": list(f.base_scores), "cveIds": list(f.cve_ids),
             "vulnerabilities": [self.advisory(v) for v in f.vulnerabilities]})
