@@ -35,6 +35,7 @@ _ERROR_CODES = frozenset(("#NULL!", "#DIV/0!", "#VALUE!", "#REF!", "#NAME?", "#N
 # Characters XML 1.0 cannot carry (and lone surrogates, which UTF-8 cannot): replaced one for one.
 _ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 _ATTR = {'"': "&quot;", "\t": "&#9;", "\n": "&#10;", "\r": "&#13;"}
+_CR = {"\r": "&#13;"}
 _EPOCH = dt.datetime(1899, 12, 30)
 _CHUNK_ROWS = 512  # rows encoded and compressed together, or fewer when they hold more than:
 _CHUNK_CHARS = 1 << 20
@@ -298,13 +299,16 @@ class SheetPart:
         read in it."""
         if len(item) > _CELL_LIMIT:
             item = item[:_CELL_LIMIT]
-        if not item.isprintable():  # (rare: a quick test first; isprintable is false for each illegal one)
+        printable = item.isprintable()  # false for each illegal character and for CR (rare: one quick test first)
+        if not printable:
             item = _ILLEGAL.sub("\ufffd", item)
         first = item[0]
         if first in _RISKY_FIRST and (item.startswith(_FORMULA_START) or item in _ERROR_CODES):
             style = self.styles.quoted(style)
         space = ' xml:space="preserve"' if first <= " " or item[-1] <= " " else ""
-        if "&" in item or "<" in item or ">" in item:
+        if not printable:
+            item = escape(item, _CR)  # a parser reads a bare CR as LF
+        elif "&" in item or "<" in item or ">" in item:
             item = escape(item)
         return self.styles.attr[style], f"<t{space}>{item}</t>"
 

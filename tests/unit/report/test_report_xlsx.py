@@ -113,6 +113,13 @@ def test_control_characters_do_not_break_the_file():
     assert "CVE-\ufffd1" in names
 
 
+def test_a_carriage_return_inside_text_reads_back_as_written():
+    snap = make_snapshot([make_pod("shop", "web-1", WEB)])
+    wb, _ = workbook_of(snap, {WEB: make_result(WEB, make_feature("pkg\r\nname\rx", "1\r", make_vuln("CVE-1")))})
+    row = rows(wb["Vulnerabilities"])[0]
+    assert (row["Package"], row["Installed version"]) == ("pkg\r\nname\rx", "1\r")
+
+
 def test_sheets_continue_when_full_and_links_stop_at_the_budget(monkeypatch):
     monkeypatch.setattr(xlsx_module, "MAX_ROWS_PER_SHEET", 3)
     monkeypatch.setattr(xlsx_module, "MAX_LINKS_PER_SHEET", 2)
