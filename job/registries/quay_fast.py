@@ -7,8 +7,9 @@ and the advisories of a package that an earlier report listed cost a digest of t
 JSON was most of the CPU of a registry answer (bench/bench_scan.py).
 
 It gives parse_security_response's result or none: a document it does not expect (another
-status, a missing or odd-typed field, JSON that msgspec refuses, a malformed entry) is left to
-parse_security_response, which judges it as it always did, messages included.
+status, a missing or odd-typed field, JSON that msgspec refuses or nests deeper than it reads,
+a malformed entry) is left to parse_security_response, which judges it as it always did,
+messages included.
 """
 from __future__ import annotations
 
@@ -91,8 +92,9 @@ def read_scanned(body: bytes | bytearray, reader: Reader) -> tuple[ScanState, Vu
     """(SCANNED, report, '') of a well-formed "scanned" document, the same as
     parse_security_response(decoded body, reader) gives; None for any other document."""
     try:
+        str(body, "utf-8")  # msgspec checks no UTF-8 in what it skips; the careful way refuses it anywhere
         doc = _DECODER.decode(body)
-    except (msgspec.MsgspecError, ValueError):  # UnicodeDecodeError too
+    except (msgspec.MsgspecError, ValueError, RecursionError):  # UnicodeDecodeError too
         return None
     layer = doc.data.Layer if doc.status == "scanned" and doc.data is not None else None
     if layer is None or layer.Features is None or not isinstance(layer.NamespaceName, (str, type(None))):
@@ -115,6 +117,6 @@ def read_scanned(body: bytes | bytearray, reader: Reader) -> tuple[ScanState, Vu
                 features.append(reader.package(own, where, vulns))
             else:
                 return None
-    except (msgspec.MsgspecError, UnexpectedShape, ValueError):
+    except (msgspec.MsgspecError, UnexpectedShape, ValueError, RecursionError):
         return None
     return ScanState.SCANNED, VulnReport(namespace_name=layer.NamespaceName or "", features=tuple(features)), ""

@@ -96,6 +96,19 @@ ODD_TEXT = {
     "NaN": b'{"status": "scanned", "data": {"Layer": {"Features": [{"Name": "a", "BaseScores": [NaN]}]}}}',
     "lone surrogate": b'{"status": "scanned", "data": {"Layer": {"Features": [{"Name": "\\ud800"}]}}}',
     "number out of range": b'{"status": "scanned", "data": {"Layer": {"Features": [{"Name": "a", "Version": 1e400}]}}}',
+    # JSON that orjson reads, nested deeper than msgspec does (it raises RecursionError).
+    "nested 1000 deep": b'{"status": "scanned", "x": ' + b"[" * 1000 + b"]" * 1000
+                        + b', "data": {"Layer": {"Features": []}}}',
+}
+# Bodies the careful way refuses as not JSON (Reply.json raises BadResponse): the quick way must
+# not read them either. msgspec checks neither the UTF-8 of what it skips nor stops at orjson's depth.
+_SKIPPED = b'{"Name": "zlib", "Vulnerabilities": [], "BaseScores": %s}'
+NOT_JSON = {
+    "invalid UTF-8 in an unknown field": b'{"status": "scanned", "x": "\xff", "data": {"Layer": {"Features": []}}}',
+    "invalid UTF-8 in a package left out": b'{"status": "scanned", "data": {"Layer": {"Features": ['
+                                           + _SKIPPED % b'["\xff"]' + b']}}}',
+    "nested too deep": b'{"status": "scanned", "x": ' + b"[" * 5000 + b"]" * 5000
+                       + b', "data": {"Layer": {"Features": []}}}',
 }
 
 
@@ -130,6 +143,14 @@ def test_anything_else_is_left_to_the_careful_way(case, vulnerable_only):
     reader = Reader(vulnerable_only=vulnerable_only)
     assert read_scanned(body, reader) is None
     assert scan_reads(body, reader) == careful(body, vulnerable_only)
+
+
+@BOTH
+@pytest.mark.parametrize("case", list(NOT_JSON))
+def test_what_the_careful_way_refuses_as_not_json_is_not_read_the_quick_way(case, vulnerable_only):
+    with pytest.raises(ValueError):
+        decode_json(NOT_JSON[case])
+    assert read_scanned(NOT_JSON[case], Reader(vulnerable_only=vulnerable_only)) is None
 
 
 def test_malformed_documents_keep_their_messages():
