@@ -37,6 +37,8 @@ _ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 _ATTR = {'"': "&quot;", "\t": "&#9;", "\n": "&#10;", "\r": "&#13;"}
 _CR = {"\r": "&#13;"}
 _EPOCH = dt.datetime(1899, 12, 30)
+# The times a zip entry can carry (a later one fails the write).
+_ZIP_FIRST, _ZIP_LAST = dt.datetime(1980, 1, 1), dt.datetime(2107, 12, 31, 23, 59, 58)
 _CHUNK_ROWS = 512  # rows encoded and compressed together, or fewer when they hold more than:
 _CHUNK_CHARS = 1 << 20
 #: A sheet's XML stays under zip's 2 GiB limit for an entry without ZIP64 extensions (which some
@@ -138,7 +140,7 @@ class Package:
 
     def __init__(self, dest: str | BinaryIO, *, when: dt.datetime | None, title: str) -> None:
         self.zip = zipfile.ZipFile(dest, "w", zipfile.ZIP_DEFLATED)
-        self.when = when if when is not None and when.year >= 1980 else dt.datetime(1980, 1, 1)
+        self.when = _ZIP_FIRST if when is None else min(max(when, _ZIP_FIRST), _ZIP_LAST)
         self.title = title
         self.styles = Styles()
         self.sheets: list[tuple[str, str, int]] = []  # title, last column letter, rows (0: no filter)

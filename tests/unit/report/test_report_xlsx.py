@@ -166,6 +166,15 @@ def test_the_same_run_gives_the_same_bytes_stamped_with_the_time_its_pods_were_l
     assert props.created == props.modified == dt.datetime(2026, 5, 4, 6, 0)
 
 
+@pytest.mark.parametrize("taken_at, stamp", [("1970-01-01T00:00:00Z", (1980, 1, 1, 0, 0, 0)),
+                                              ("2200-01-01T00:00:00Z", (2107, 12, 31, 23, 59, 58))])
+def test_a_time_a_zip_cannot_carry_stamps_the_nearest_one_it_can(taken_at, stamp):
+    snap = make_snapshot([make_pod("shop", "web-1", WEB)], taken_at=taken_at)
+    _wb, data = workbook_of(snap, {WEB: make_result(WEB, make_feature("openssl", "1", make_vuln("CVE-1")))})
+    with zipfile.ZipFile(io.BytesIO(data)) as z:
+        assert {info.date_time for info in z.infolist()} == {stamp}
+
+
 def test_a_sheet_continues_before_its_xml_outgrows_a_zip_entry(monkeypatch):
     from job.report import xlsx_package
     monkeypatch.setattr(xlsx_package, "PART_BYTES", 1)  # every row makes a sheet "full"
