@@ -12,7 +12,7 @@ from job.model import SEVERITIES
 from job.report import rows
 from job.report.formats import link_host, plural, short_digest, signed, when
 from job.report.palette import SEVERITY_COLOURS, background, foreground
-from job.report.text import one_line, safe_links
+from job.report.text import one_line
 from job.report.view import SEVERITIES_DESC
 from job.triage import iso_day
 
@@ -46,7 +46,6 @@ def environment() -> jinja2.Environment:
         num=lambda n: f"{n:,}",
         link_host=link_host,
         when=when,
-        links=safe_links,
         one_line=one_line,
         short_digest=short_digest,
         plural=plural,
