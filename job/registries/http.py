@@ -186,8 +186,11 @@ class HttpClient:
             location = reply.headers.get("Location")
             if not (follow_redirects and reply.status in _REDIRECTS and location and method == "GET"):
                 return reply
-            target = urljoin(url, location)
-            old, new = urlsplit(url), urlsplit(target)
+            try:
+                target = urljoin(url, location)
+                old, new = urlsplit(url), urlsplit(target)
+            except ValueError:  # "https://[::1/": the Location is the registry's
+                raise BadResponse(f"{label} redirected to a location that is not a URL") from None
             if new.scheme not in ("http", "https"):
                 raise BadResponse(f"{label} redirected to a non-HTTP location")
             if old.scheme == "https" and new.scheme == "http":

@@ -6,8 +6,8 @@ import base64
 import socket
 import time
 
-from registry_sim import (ConnectProxy, QuayRole, RecordingLog, compat_bytes, digest, registry_settings,  # noqa: F401
-                          sim_ca, sims)
+from registry_sim import (Answer, ConnectProxy, QuayRole, RecordingLog, compat_bytes, digest,  # noqa: F401
+                          registry_settings, sim_ca, sims)
 
 from job.model import ImageRef, ScanRequest, ScanState
 from job.registries import scan_manifests
@@ -46,3 +46,15 @@ def test_proxy_credentials_from_the_environment_reach_the_proxy_and_only_it(sims
     assert proxy.tunnels and set(proxy.tunnels) == {host.host}
     assert host.seen and not any("proxy-authorization" in s.headers for s in host.seen)
     assert not any("authorization" in s.headers for s in host.seen)
+
+
+def test_a_redirect_to_what_is_not_a_url_is_that_manifest_s_error(sims, registry_settings):
+    host = sims()
+    ref = ImageRef(host.host, "org/app", digest(1))
+    host.route("GET", r"/api/v1/repository/.+/security", lambda r: Answer(302, b"", {"Location": "https://[::1/x"}))
+    QuayRole(host)
+    log = RecordingLog()
+    results = scan_manifests([ScanRequest(ref)], registry_settings(), secrets=None, log=log)
+    assert (results[ref].state, results[ref].detail) == (
+        ScanState.ERROR, "registry redirected to a location that is not a URL")
+    assert not log.messages("error")
