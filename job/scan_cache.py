@@ -161,7 +161,13 @@ def _str(doc: dict, name: str) -> str:
 
 
 def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    """A finite number that a float holds (JSON's integers have no bound: 1e400 written out is one)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 def _numbers(doc: dict, name: str, limit: int) -> list[int]:
@@ -237,7 +243,8 @@ class _Reader:
                            self.advisories[n] for n in _numbers(doc, "vulnerabilities", len(self.advisories))))
 
     def _entry(self, item: dict) -> None:
-        at, ref, state = item.get("at"), item.get("ref"), _STATES.get(item.get("state"))  # type: ignore[arg-type]
+        at, ref, name = item.get("at"), item.get("ref"), item.get("state")
+        state = _STATES.get(name) if isinstance(name, str) else None
         if not _number(at):
             raise _damaged("an entry has no fetch time")
         if not (isinstance(ref, list) and len(ref) == 3 and all(isinstance(x, str) for x in ref)) or state is None:

@@ -141,6 +141,10 @@ def test_a_package_shared_by_images_is_written_and_held_once(tmp_path: Path) -> 
     ("advisory wrong field", "damaged"),
     ("package not held", "does not hold"),
     ("no fetch time", "fetch time"),
+    ("fetch time beyond a float", "fetch time"),
+    ("advisory score beyond a float", "score"),
+    ("package score beyond a float", "scores"),
+    ("state not a string", "state"),
     ("twice", "twice"),
     ("a folder", "folder"),
 ])
@@ -176,6 +180,18 @@ def test_a_damaged_or_foreign_cache_is_ignored_with_a_reason(tmp_path: Path, cas
         _write_lines(path, head, advisory, package, line)
     elif case == "no fetch time":
         line["at"] = "yesterday"
+        _write_lines(path, head, advisory, package, line)
+    elif case == "fetch time beyond a float":
+        line["at"] = 10**400
+        _write_lines(path, head, advisory, package, line)
+    elif case == "advisory score beyond a float":
+        advisory["advisory"]["cvss"] = -10**400
+        _write_lines(path, head, advisory, package, line)
+    elif case == "package score beyond a float":
+        package["package"]["baseScores"] = [10**400]
+        _write_lines(path, head, advisory, package, line)
+    elif case == "state not a string":
+        line["state"] = ["scanned"]
         _write_lines(path, head, advisory, package, line)
     elif case == "twice":
         _write_lines(path, head, advisory, package, line, line)
