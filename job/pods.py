@@ -334,6 +334,8 @@ def decode_pod_page(data: bytes) -> Any:
     finds the same items as ever and names what is wrong with them; a page that is not JSON
     raises decode_json's ValueError."""
     try:
+        if not data.isascii():
+            data.decode()  # JSON is UTF-8 throughout; msgspec checks only the strings it builds
         return _PAGE.decode(data)
-    except (msgspec.DecodeError, RecursionError):
+    except (msgspec.DecodeError, RecursionError, UnicodeDecodeError):
         return decode_json(data)

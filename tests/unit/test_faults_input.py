@@ -254,8 +254,13 @@ def test_a_live_page_keeps_its_continue_token_and_builds_none_of_the_fields_the_
     assert pod["metadata"]["name"] == "web-7d4b9c-x2"
 
 
+# Not UTF-8 (JSON is UTF-8 throughout): in a field the job never reads, and in one it reads.
+NOT_UTF8 = [to_json(_page((("metadata", "annotations"), {"note": "@"}))).encode().replace(b'"@"', b'"\xff"'),
+            to_json(_page()).encode().replace(b'"web-7d4b9c-x2"', b'"web-\xc3"')]
+
+
 @pytest.mark.parametrize("raw", [b"not json", b'{"items": [', deep_json(100_000).encode(),
-                                 b'{"items": [' + deep_json(100_000).encode() + b"]}"])
+                                 b'{"items": [' + deep_json(100_000).encode() + b"]}", *NOT_UTF8])
 def test_a_live_page_that_cannot_be_decoded_is_the_same_error(raw: bytes) -> None:
     from job.codec import decode_json
     from job.pods import decode_pod_page
@@ -265,6 +270,7 @@ def test_a_live_page_that_cannot_be_decoded_is_the_same_error(raw: bytes) -> Non
     with pytest.raises(ValueError) as reduced:
         decode_pod_page(raw)
     assert str(reduced.value) == str(full.value)
+
 
 @pytest.mark.parametrize("doc, words", [
     (deep_json(100_000), ("pod list", "nested")),
