@@ -10,6 +10,7 @@ from registry_sim import QuayRole, sim_ca, sims  # noqa: F401
 from test_play import Cluster, cluster, digest, quay_answer, writes  # noqa: F401
 
 from job import scan_cache
+from job.model import ImageRef
 
 SECURITY = r"/api/v1/repository/.+/security"
 WEB, DB, NEW = digest("cache-web"), digest("cache-db"), digest("cache-new")
@@ -22,6 +23,20 @@ def _asked(sim) -> list[str]:
     return sorted(s.path.split("/manifest/")[1].split("/")[0] for s in seen)
 
 
+def _answer(*finding: str) -> bytes:
+    """Quay's scanned answer with one vulnerable package per (cve, severity, fixed-by)."""
+    return json.dumps(quay_answer(finding)).encode()
+
+
+def _web_running(cluster: Cluster, sims, finding: tuple[str, str, str] = ("CVE-2024-1", "High", "1.1")):  # noqa: F811
+    """A simulated Quay host that has scanned WEB, and pod web-1 running it in the first namespace."""
+    sim = sims()
+    role = QuayRole(sim)
+    role.reports[WEB] = _answer(*finding)
+    cluster.run_pod(cluster.namespaces[0], "web-1", {"web": f"{sim.host}/shop/web@{WEB}"})
+    return sim, role
+
+
 def _online(c: Cluster, ca_file: str, **over):
     return c.play(**{"secscan_dir": "", "extra_certs": ca_file, "read_timeout": 2.0, "retries": 0,
                      "retry_budget": 5.0, **over})
@@ -29,12 +44,9 @@ def _online(c: Cluster, ca_file: str, **over):
 
 def test_a_run_asks_only_about_new_and_due_manifests_and_writes_nothing_more(cluster: Cluster, sims,  # noqa: F811
                                                                              sim_ca):  # noqa: F811
-    sim = sims()
-    role = QuayRole(sim)
+    sim, role = _web_running(cluster, sims)
     a, b = cluster.namespaces
-    role.reports[WEB] = json.dumps(quay_answer(("CVE-2024-1", "High", "1.1"))).encode()
     role.reports[DB] = b'{"status": "queued", "data": null}'
-    cluster.run_pod(a, "web-1", {"web": f"{sim.host}/shop/web@{WEB}"})
     cluster.run_pod(b, "db-1", {"db": f"{sim.host}/shop/db@{DB}"})
     code, _ = _online(cluster, sim_ca[1])
     assert code == 0 and _asked(sim) == sorted([DB, WEB])
@@ -46,7 +58,7 @@ def test_a_run_asks_only_about_new_and_due_manifests_and_writes_nothing_more(clu
     assert cluster.imvs(a) == first
 
     # A new pod with a new manifest: only that one is asked about.
-    role.reports[NEW] = json.dumps(quay_answer(("CVE-2024-2", "Critical", "2.0"))).encode()
+    role.reports[NEW] = _answer("CVE-2024-2", "Critical", "2.0")
     cluster.run_pod(b, "new-1", {"new": f"{sim.host}/shop/new@{NEW}"})
     code, client = _online(cluster, sim_ca[1])
     assert code == 0 and _asked(sim) == [NEW]
@@ -62,11 +74,8 @@ def test_a_run_asks_only_about_new_and_due_manifests_and_writes_nothing_more(clu
 
 
 def test_a_failed_rescan_keeps_the_object_and_is_asked_again(cluster: Cluster, sims, sim_ca):  # noqa: F811
-    sim = sims()
-    role = QuayRole(sim)
+    sim, role = _web_running(cluster, sims, ("CVE-2024-9", "Critical", "1.1"))
     a, _ = cluster.namespaces
-    role.reports[WEB] = json.dumps(quay_answer(("CVE-2024-9", "Critical", "1.1"))).encode()
-    cluster.run_pod(a, "web-1", {"web": f"{sim.host}/shop/web@{WEB}"})
     assert _online(cluster, sim_ca[1])[0] == 0 and _asked(sim) == [WEB]
     before = cluster.imvs(a)[WEB.replace(":", ".")]
 
@@ -82,12 +91,9 @@ def test_a_failed_rescan_keeps_the_object_and_is_asked_again(cluster: Cluster, s
 
 
 def test_a_manifest_gone_from_the_cluster_leaves_the_cache(cluster: Cluster, sims, sim_ca):  # noqa: F811
-    sim = sims()
-    role = QuayRole(sim)
+    sim, role = _web_running(cluster, sims)
     a, _ = cluster.namespaces
-    role.reports[WEB] = json.dumps(quay_answer(("CVE-2024-1", "High", "1.1"))).encode()
-    role.reports[DB] = json.dumps(quay_answer(("CVE-2024-3", "Low", ""))).encode()
-    cluster.run_pod(a, "web-1", {"web": f"{sim.host}/shop/web@{WEB}"})
+    role.reports[DB] = _answer("CVE-2024-3", "Low", "")
     cluster.run_pod(a, "db-1", {"db": f"{sim.host}/shop/db@{DB}"})
     assert _online(cluster, sim_ca[1])[0] == 0 and _asked(sim) == sorted([DB, WEB])
     path = cluster.tmp / "out" / scan_cache.FILE
@@ -105,24 +111,19 @@ def test_a_manifest_gone_from_the_cluster_leaves_the_cache(cluster: Cluster, sim
 
 
 def _refs(sim, *digests: str):
-    from job.model import ImageRef
-
     return [ImageRef(sim.host, "shop/" + {WEB: "web", DB: "db"}[d], d) for d in digests]
 
 
 def test_a_frequent_run_applies_but_leaves_the_reports_to_the_full_runs(cluster: Cluster, sims,  # noqa: F811
                                                                         sim_ca):  # noqa: F811
-    sim = sims()
-    role = QuayRole(sim)
+    sim, role = _web_running(cluster, sims)
     a, _ = cluster.namespaces
-    role.reports[WEB] = json.dumps(quay_answer(("CVE-2024-1", "High", "1.1"))).encode()
-    cluster.run_pod(a, "web-1", {"web": f"{sim.host}/shop/web@{WEB}"})
     assert _online(cluster, sim_ca[1])[0] == 0 and _asked(sim) == [WEB]
     out = cluster.tmp / "out"
     summary = (out / "summary.json").read_bytes()
     report = (out / "report.html").stat().st_mtime_ns
 
-    role.reports[NEW] = json.dumps(quay_answer(("CVE-2024-2", "Critical", "2.0"))).encode()
+    role.reports[NEW] = _answer("CVE-2024-2", "Critical", "2.0")
     cluster.run_pod(a, "new-1", {"new": f"{sim.host}/shop/new@{NEW}"})
     code, client = _online(cluster, sim_ca[1], no_reports=True, smtp_host="127.0.0.1", smtp_port=1,
                            mail_to=("sec@example.com",))
