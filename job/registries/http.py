@@ -300,7 +300,7 @@ class HttpClient:
         complete = False
         try:
             declared = response.headers.get("Content-Length", "")
-            length = int(declared) if declared.isdigit() else 0
+            length = int(declared) if declared.isascii() and declared.isdigit() else 0  # "²" is a digit too
             if length > self.max_bytes:
                 raise self._too_large(label)
             # An answer of known length takes its body and what decoding it takes as text at once:

@@ -3,11 +3,13 @@ it, a proxy's credentials from the environment, is still done, and goes to the p
 from __future__ import annotations
 
 import base64
+import json
 import socket
+import threading
 import time
 
-from registry_sim import (Answer, ConnectProxy, QuayRole, RecordingLog, compat_bytes, digest,  # noqa: F401
-                          registry_settings, sim_ca, sims)
+from registry_sim import (Answer, ConnectProxy, QuayRole, RecordingLog, capabilities, compat_bytes,  # noqa: F401
+                          digest, registry_settings, sim_ca, sims)
 
 from job.model import ImageRef, ScanRequest, ScanState
 from job.registries import scan_manifests
@@ -58,3 +60,32 @@ def test_a_redirect_to_what_is_not_a_url_is_that_manifest_s_error(sims, registry
     assert (results[ref].state, results[ref].detail) == (
         ScanState.ERROR, "registry redirected to a location that is not a URL")
     assert not log.messages("error")
+
+
+def test_a_content_length_of_digits_that_are_not_ascii_is_no_declared_length(registry_settings):
+    # "²" is a digit to str.isdigit, and not to int(): the answer is read until the connection closes.
+    body = compat_bytes("quay", "noVulns.json")
+    server = socket.create_server(("127.0.0.1", 0))
+
+    def answer() -> None:
+        for _ in range(2):  # discovery, then the manifest's report
+            client, _ = server.accept()
+            with client:
+                head = b""
+                while b"\r\n\r\n" not in head:
+                    head += client.recv(65536)
+                doc = body if b"/security" in head.split(b"\r\n")[0] else json.dumps(capabilities(
+                    f"http://127.0.0.1:{server.getsockname()[1]}")).encode()
+                client.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: \xb2\r\n"
+                               b"Connection: close\r\n\r\n" + doc)
+
+    thread = threading.Thread(target=answer, daemon=True)
+    thread.start()
+    host = f"127.0.0.1:{server.getsockname()[1]}"
+    ref = ImageRef(host, "org/app", digest(1))
+    try:
+        results = scan_manifests([ScanRequest(ref)], registry_settings(insecure_registry=(f"http://{host}",)),
+                                 secrets=None, log=RecordingLog())
+    finally:
+        server.close()
+    assert results[ref].state is ScanState.SCANNED, results[ref].detail
