@@ -142,8 +142,9 @@ def severity_status(features: Iterable[Feature]) -> dict[str, Any]:
 
 
 def canonical_json(doc: Any) -> bytes:
-    """The JSON the content hashes are taken of: keys sorted, compact, UTF-8."""
-    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    """The JSON the content hashes are taken of: keys sorted, compact, UTF-8 as job.codec.encode_json
+    sends it (a lone surrogate, which json accepts from a registry, as "?")."""
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8", "replace")
 
 
 def shrink(spec: dict[str, Any], limit: int = MAX_OBJECT_BYTES) -> tuple[dict[str, Any], list[str]]:
@@ -180,7 +181,8 @@ def shrink(spec: dict[str, Any], limit: int = MAX_OBJECT_BYTES) -> tuple[dict[st
 
 
 def _size(doc: Any) -> int:
-    return len(json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode())
+    """Bytes of `doc` as job.codec.encode_json sends it."""
+    return len(json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode("utf-8", "replace"))
 
 
 def left_out_counts(steps: Iterable[str]) -> dict[str, int]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 
+from job.codec import encode_json
 from job.desired import HASH_ANNOTATION, SHRUNK_ANNOTATION, desired_state, go_time_string, shard_index
 from job.imv_spec import MAX_OBJECT_BYTES, severity_status, shrink
 from job.model import Feature, ImageRef, ScanResult, ScanState
@@ -116,6 +117,22 @@ def test_oversized_objects_are_shrunk_predictably_and_marked() -> None:
     # Every High fits, so all are kept; Low entries fill what is left; the rest are counted.
     assert kept.count("High") == 400 and steps[-1] == f"left-out:Low={400 - kept.count('Low')}"
 
+
+
+def test_a_lone_surrogate_from_a_registry_is_sized_and_hashed_as_the_object_is_sent() -> None:
+    # json.loads accepts the escape "\ud800" (orjson refuses it), so a registry's report can carry one;
+    # encode_json sends it as "?": the object is sized and hashed as that, never a crash.
+    def state_of(text: str, copies: int = 1):
+        vulns = tuple(vuln_of(f"CVE-{i}", "Low", description="x" * 2000 + text, metadata={"k": text})
+                      for i in range(copies))
+        rep = report_of(Feature("a" + text, "1", vulnerabilities=vulns))
+        state = desired_state(snap_of(pod_of("ns", "a", WEB_REF)), {WEB_REF: scanned(WEB_REF, rep)}, now=RUN_AT)
+        return next(iter(state.objects.values()))
+
+    assert state_of("\ud800").content_hash == state_of("?").content_hash
+    big = state_of("\udc00", copies=800)
+    assert len(encode_json(big.spec)) <= MAX_OBJECT_BYTES
+    assert big.annotations[SHRUNK_ANNOTATION] == state_of("?", copies=800).annotations[SHRUNK_ANNOTATION]
 
 def test_scope_and_shards_limit_what_the_run_owns() -> None:
     rep = report_of(Feature("a", "1", vulnerabilities=(vuln_of("CVE-1", "Low"),)))
