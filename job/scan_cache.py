@@ -35,11 +35,16 @@ FILE = "scan-cache.json.gz"
 #: minutes) without asking at every one. Never longer than --rescan-after.
 RECHECK_SECONDS = 900.0
 _RECHECK_STATES = (ScanState.QUEUED, ScanState.UNSUPPORTED, ScanState.NOT_FOUND)
-#: Bounds of the file when read: gzip compresses a report about 10x; 3,000 manifests of ~70
-#: vulnerabilities each write about 10 MB. A line is one manifest.
-MAX_FILE_BYTES = 256 << 20
-MAX_TEXT_BYTES = 4 << 30
-MAX_LINE_BYTES = 64 << 20
+#: Bounds of the file when read. 3,000 manifests write about 2.4 MB (BENCHMARKS.md), some 15 MB
+#: once unzipped. What reading holds is up to 4x the text (a list of numbers becomes a tuple of
+#: 8-byte pointers): the bounds keep the worst a file of a few kB can unzip to within the
+#: CronJob's 768 MiB, so that a damaged or planted file is ignored, never a run killed, and every
+#: run after it, before it can be rewritten.
+MAX_FILE_BYTES = 32 << 20
+MAX_TEXT_BYTES = 128 << 20
+MAX_LINE_BYTES = 16 << 20
+#: What reading the file may hold at most, for the test that keeps it under the pod's memory limit.
+WORST_HELD_BYTES = MAX_FILE_BYTES + 4 * MAX_TEXT_BYTES
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,7 +204,7 @@ class _Reader:
         while line := self._line(text):
             size += len(line)
             if size > MAX_TEXT_BYTES:
-                raise Unusable(f"it holds more than {MAX_TEXT_BYTES >> 30} GiB")
+                raise Unusable(f"it holds more than {MAX_TEXT_BYTES >> 20} MiB unzipped")
             item = codec.decode_json(line)
             if not isinstance(item, dict):
                 raise _damaged("a line is not an object")

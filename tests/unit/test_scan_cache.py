@@ -6,6 +6,7 @@ import dataclasses
 import gzip
 import hashlib
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -207,6 +208,14 @@ def test_a_cache_larger_than_its_bound_is_not_read(tmp_path: Path, monkeypatch) 
     monkeypatch.setattr(scan_cache, "MAX_FILE_BYTES", path.stat().st_size - 1)
     got, why = load(path, key=KEY, wanted=[WEB])
     assert got == {} and "larger than" in why
+
+
+def test_the_worst_a_cache_file_unzips_to_fits_the_cronjobs_memory() -> None:
+    # A few kB of gzip can unzip to the text bound; a run that dies reading it dies again at every
+    # run after it, before the file can be rewritten.
+    limit = re.search(r"limits:\n(?:\s+cpu: .*\n)?\s+memory: (\d+)Mi",
+                      (Path(__file__).parents[2] / "cronjob.yaml").read_text())
+    assert limit and scan_cache.WORST_HELD_BYTES < int(limit[1]) << 20
 
 
 def test_the_fingerprint_follows_the_cluster_and_the_registry_settings() -> None:
