@@ -15,8 +15,9 @@ from typing import Any, Callable
 
 from job.cluster import Cluster
 from job.desired import HASH_ANNOTATION, MANAGED_BY, SHRUNK_ANNOTATION, DesiredObject, DesiredState, KeptObject, \
-    left_out_counts, pod_labels, with_pods
+    pod_labels, with_pods
 from job.errors import Conflict, Invalid, KubeError, NotFound
+from job.imv_spec import left_out_counts
 from job.log import RunLog
 from job.model import IMV_API_VERSION, IMV_KIND, ApplyOutcome, Problem
 from job.settings import Settings

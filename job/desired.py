@@ -12,8 +12,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from job.imv_spec import Specs, canonical_json
-# Also read from here by job.apply and the tests of the plan: the spec's own rules live in job.imv_spec.
-from job.imv_spec import left_out_counts, prune_to_schema  # noqa: F401
 from job.model import IMV_API_VERSION, IMV_KIND, ImageRef, ScanResult, ScanState, Snapshot
 
 MANAGED_BY = ("app.kubernetes.io/managed-by", "imvjob")

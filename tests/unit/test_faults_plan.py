@@ -104,7 +104,7 @@ def test_writers_from_managed_fields() -> None:
 
 
 def test_specs_are_built_as_the_installed_crd_stores_them() -> None:
-    from job.desired import prune_to_schema
+    from job.imv_spec import prune_to_schema
 
     schema = {"type": "object", "properties": {
         "image": {"type": "string"},
