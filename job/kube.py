@@ -25,6 +25,7 @@ from requests.adapters import HTTPAdapter
 from job.codec import decode_json, encode_json, strings_only
 from job.errors import ConfigError, Conflict, Forbidden, Invalid, KubeError, NotFound
 from job.lease import Lease
+from job.retry_after import parse_retry_after
 from job.model import IMV_GROUP, IMV_PLURAL, IMV_VERSION, Namespace
 from job.settings import Settings
 from job.writers import FIELD_MANAGER, writers
@@ -124,8 +125,8 @@ class Kube:
                     continue
                 raise KubeError(f"{method} {path}: cannot reach the API server: {exc}") from exc
             if resp.status_code in _RETRIABLE and attempt < 5:
-                retry_after = resp.headers.get("Retry-After", "")
-                delay = float(retry_after) if retry_after.isdigit() else 0.25 * 2 ** attempt
+                delay = parse_retry_after(resp.headers.get("Retry-After"))
+                delay = 0.25 * 2 ** attempt if delay is None else delay
                 time.sleep(min(10.0, delay) * random.uniform(0.8, 1.0))
                 continue
             if resp.status_code >= 400:

@@ -8,7 +8,6 @@ Retry-After, 5xx, connection errors); one that fails is reported (exit 2) and ne
 """
 from __future__ import annotations
 
-import email.utils
 import hashlib
 import hmac
 import json
@@ -29,6 +28,7 @@ from job.notify.chat import RENDER, Notice, attention, routes, unsent
 from job.notify.smtp import tls_context
 from job.report.text import file_name
 from job.report.view import ReportContext
+from job.retry_after import parse_retry_after
 from job.settings import MAX_SECRET_BYTES, Settings, read_secret, read_small_file
 
 URLS_ENV = "IMVJOB_WEBHOOK_URLS"
@@ -189,7 +189,7 @@ def post(target: Target, body: bytes, *, deadline: float, secret: bytes = b"",
             last = f"HTTP {exc.code} {_short(exc)}".replace(target.url, "(the webhook)")
             if exc.code != 429 and exc.code < 500:
                 return last  # refused: retrying will not help
-            wait = max(backoff, _retry_after(exc.headers.get("Retry-After", "")))
+            wait = max(backoff, parse_retry_after(exc.headers.get("Retry-After")) or 0.0)
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
             last = f"cannot deliver ({getattr(reason, 'strerror', None) or reason})"
@@ -209,17 +209,6 @@ def _send(target: Target, body: bytes, *, timeout: float, secret: bytes, context
         request.add_header("X-Imvjob-Signature", f"sha256={digest}")
     with urllib.request.urlopen(request, timeout=timeout, context=context) as response:
         response.read(1 << 16)
-
-
-def _retry_after(value: str) -> float:
-    """Seconds of a Retry-After header: a number, or an HTTP date."""
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        return max(0.0, email.utils.parsedate_to_datetime(value).timestamp() - time.time())
-    except (TypeError, ValueError):
-        return 0.0
 
 
 def _short(exc: urllib.error.HTTPError) -> str:

@@ -31,8 +31,9 @@ from job.codec import decode_json
 from job.registries.bounds import ByteBudget, TooBig, Watch, Watchdog, decode_cost
 from job.registries.breaker import HostBreaker
 from job.registries.failures import BadResponse, ScanFailure, Unreachable, excerpt
-from job.registries.retry import UNAVAILABLE, backoff_delay, is_retryable, parse_retry_after
+from job.registries.retry import UNAVAILABLE, backoff_delay, is_retryable
 from job.registries.tls import Trust
+from job.retry_after import parse_retry_after
 from job.registries.transport import NotSendable, Transport, connection_reason
 from job.settings import Settings
 

@@ -1,9 +1,7 @@
 """When to retry a registry request, and how long to wait first. Pure functions."""
 from __future__ import annotations
 
-import email.utils
 import random
-from datetime import datetime, timezone
 
 #: First backoff step and the largest one, in seconds.
 BACKOFF_BASE = 0.5
@@ -31,25 +29,3 @@ def backoff_delay(attempt: int, *, base: float = BACKOFF_BASE, cap: float = BACK
     step = min(cap, base * (2 ** max(attempt, 0)))
     r = (rand or random).random()
     return step / 2 + r * step / 2
-
-
-def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
-    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP-date); None if absent
-    or unreadable. A date in the past means 0."""
-    if value is None:
-        return None
-    value = value.strip()
-    if not value:
-        return None
-    if value.isdigit():
-        return float(int(value))
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when is None:
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    now = now or datetime.now(timezone.utc)
-    return max(0.0, (when - now).total_seconds())

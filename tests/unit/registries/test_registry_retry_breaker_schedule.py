@@ -10,7 +10,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from job.registries.breaker import HostBreaker
-from job.registries.retry import backoff_delay, is_retryable, parse_retry_after
+from job.registries.retry import backoff_delay, is_retryable
+from job.retry_after import parse_retry_after
 from job.registries.schedule import run_in_lanes
 
 
@@ -41,6 +42,16 @@ def test_backoff_is_capped():
                                             ("-3", None), ("1.5", None)])
 def test_retry_after_seconds(value, seconds):
     assert parse_retry_after(value) == seconds
+
+
+@pytest.mark.parametrize("value", ["\u00b2", "\u0661\u0662", "\uff17"])
+def test_retry_after_in_other_digits_is_not_seconds(value):
+    """Only ASCII digits are delta-seconds (RFC 9110); int() would read these, or fail on them."""
+    assert parse_retry_after(value) is None
+
+
+def test_retry_after_of_thousands_of_digits_is_a_wait_past_any_budget():
+    assert parse_retry_after("9" * 5000) == float("inf")
 
 
 def test_retry_after_http_date():
