@@ -146,12 +146,19 @@ def limit_malloc_arenas(arenas: int = 2) -> None:
         pass
 
 
+#: Every byte but the four that decode_cost counts.
+_NOT_COUNTED = bytes(b for b in range(256) if b not in b"{[,:")
+
+
 def decode_cost(body: bytes | bytearray) -> int:
     """An upper bound of the bytes a JSON body takes while it is decoded into Python objects:
     text takes its length again, twice for a while; a few bytes of JSON can be a container of
     tens of bytes ("[]," is a 56-byte list)."""
-    return (2 * len(body) + 200 * body.count(b"{") + 64 * body.count(b"[")
-            + 48 * (body.count(b",") + body.count(b":")))
+    # The four counted bytes are a few percent of a report: one pass keeps them, and the counts
+    # run over those alone (four passes over a 100 kB report took ~200 us of CPU per answer).
+    counted = body.translate(None, _NOT_COUNTED)
+    return (2 * len(body) + 200 * counted.count(b"{") + 64 * counted.count(b"[")
+            + 48 * (counted.count(b",") + counted.count(b":")))
 
 
 class TooBig(Exception):
