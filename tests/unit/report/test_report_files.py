@@ -117,3 +117,31 @@ def test_every_summary_field_is_documented():
     paths = set(field_paths(summary_doc(ctx)))
     assert {"coverage[].kind", "apply.dryRun", "unscanned[].state", "history[].takenAt"} <= paths
     assert paths - documented_fields() == set()
+
+
+def test_the_kept_summary_is_judged_by_its_taken_at_alone_whatever_else_it_holds(tmp_path):
+    """The last summary.json is kept as summary.previous.json when it is of another snapshot; only its
+    takenAt is read for that (not its findings table), the odd ones the careful way."""
+    cases = {
+        b'{"findings": {"keys": [[1, 2, 3]]}, "takenAt": "2026-04-30T06:00:00Z"}': True,
+        '{"takenAt": "2026-04-30T06:00:00Z", "note": "\\ud800"}'.encode(): True,  # json accepts, orjson not
+        b'{"takenAt": 7}': False,
+        b'["takenAt", "2026-04-30T06:00:00Z"]': False,
+        b'{"takenAt": "2026-04-30T06:00:00Z"': False,  # cut short
+        b'{"x": ' + b"[" * 5000 + b"]" * 5000 + b', "takenAt": "2026-04-30T06:00:00Z"}': False,  # too deep for both
+    }
+    for i, (old, kept) in enumerate(cases.items()):
+        out = tmp_path / str(i)
+        out.mkdir()
+        (out / "summary.json").write_bytes(old)
+        run(out, "2026-05-01T06:00:00Z", make_vuln("CVE-1", "High"))
+        previous = out / "summary.previous.json"
+        assert previous.exists() is kept, old[:60]
+        if kept:
+            assert previous.read_bytes() == old
+
+
+def test_summary_json_is_compact_utf8_json_as_json_writes_it(tmp_path):
+    run(tmp_path, "2026-05-01T06:00:00Z", make_vuln("CVE-1 ünïcode \u2028 \"quoted\"\n", "High"))
+    data = (tmp_path / "summary.json").read_bytes()
+    assert data == json.dumps(json.loads(data), ensure_ascii=False, separators=(",", ":")).encode()
