@@ -14,7 +14,7 @@ from job.triage import NO_FEEDS, Feeds, FeedStatus, Finding, cve_ids, finding, i
 
 if TYPE_CHECKING:
     from job.report.previous import Previous
-    from job.report.view import FindingKey, WorkloadItem, WorkloadKey
+    from job.report.view import FindingKey, SeenByDay, WorkloadItem, WorkloadKey
 
 #: Findings named per workload in the reports' action rows.
 TOP = 5
@@ -58,16 +58,16 @@ def annotate(workloads: Iterable["WorkloadItem"], findings: Mapping["WorkloadKey
              triage: Triage, previous: "Previous | None", *, today: int,
              severity_of: Mapping["FindingKey", str],
              accepted: Mapping["WorkloadKey", frozenset["FindingKey"]] | None = None,
-             ) -> dict["WorkloadKey", dict["FindingKey", int]]:
-    """Set each workload's triage; return the first-seen day of every finding seen before today,
+             ) -> dict["WorkloadKey", "SeenByDay"]:
+    """Set each workload's triage; return the findings seen before today by the day first seen,
     per workload (what summary.json keeps for the next run). Carried-forward findings keep theirs.
     Accepted findings keep their first-seen day but are not ranked, due nor overdue."""
     cves: dict[FindingKey, tuple[str, ...]] = {}
-    older: dict[WorkloadKey, dict[FindingKey, int]] = {}
+    older: dict[WorkloadKey, SeenByDay] = {}
     for w in workloads:
         seen = _first_seen(w.key, findings.get(w.key, w.keys), previous, today)
         if seen:
-            older[w.key] = seen
+            older[w.key] = _by_day(seen)
         fixable: dict[FindingKey, bool] = {}
         skip = accepted.get(w.key, frozenset()) if accepted else frozenset()
         for image in w.images:
@@ -88,8 +88,8 @@ def annotate(workloads: Iterable["WorkloadItem"], findings: Mapping["WorkloadKey
 def annotate_share(workloads: Iterable["WorkloadItem"], findings: Mapping["WorkloadKey", frozenset["FindingKey"]],
                    triage: Triage, previous: "Previous | None", *, today: int, severity_of: Mapping["FindingKey", str],
                    accepted: Mapping["WorkloadKey", frozenset["FindingKey"]] | None,
-                   whole: Mapping["WorkloadKey", tuple[WorkloadTriage | None, dict["FindingKey", int] | None]],
-                   whole_severity: Mapping["FindingKey", str]) -> dict["WorkloadKey", dict["FindingKey", int]]:
+                   whole: Mapping["WorkloadKey", tuple[WorkloadTriage | None, "SeenByDay | None"]],
+                   whole_severity: Mapping["FindingKey", str]) -> dict["WorkloadKey", "SeenByDay"]:
     """`annotate` for an owner's share: a workload takes the whole report's ranking (`whole`) when its
     findings have the same severities in both (a severity is the highest among the images in view),
     instead of being ranked again for each owner page and mail; the others are ranked here."""
@@ -105,6 +105,15 @@ def annotate_share(workloads: Iterable["WorkloadItem"], findings: Mapping["Workl
     first_seen.update(annotate(again, findings, triage, previous, today=today, severity_of=severity_of,
                                accepted=accepted))
     return first_seen
+
+
+def _by_day(seen: dict["FindingKey", int]) -> "SeenByDay":
+    # A few days a workload, a tuple of keys each: a dict of key to day per workload held
+    # ~30 MB at 50,000 pods for as long as the report stage runs.
+    days: dict[int, list[FindingKey]] = {}
+    for key, day in seen.items():
+        days.setdefault(day, []).append(key)
+    return {day: tuple(keys) for day, keys in days.items()}
 
 
 def _first_seen(wkey: "WorkloadKey", keys: Iterable["FindingKey"], previous: "Previous | None",

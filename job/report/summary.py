@@ -127,10 +127,8 @@ def _findings(ctx: ReportContext) -> dict[str, Any]:
             ids.append(i)
         older = ctx.first_seen.get((ns, kind, name))
         if older:  # findings seen before this run, grouped by day: a few rows per workload
-            by_day: dict[int, list[int]] = {}
-            for key, day in older.items():
-                by_day.setdefault(day, []).append(index[key])
-            first_seen += [[len(workloads), iso_day(day), sorted(by_day[day])] for day in sorted(by_day)]
+            first_seen += [[len(workloads), iso_day(day), sorted(index[key] for key in older[day])]
+                           for day in sorted(older)]
         workloads.append([ns, kind, name, sorted(ids)])
     severity = ctx.severity_of
     return {"keys": [[p, v, severity.get((p, v), "Unknown")] for p, v in index],

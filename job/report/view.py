@@ -33,6 +33,8 @@ _ZERO = (0,) * len(SEVERITIES)
 # image that still ships the flaw in the same package is not a new finding.
 FindingKey = tuple[str, str]
 WorkloadKey = tuple[str, str, str]  # (namespace, kind, name)
+#: A workload's findings seen before this run: first-seen day (a date ordinal) → their keys.
+SeenByDay = dict[int, tuple[FindingKey, ...]]
 Entry = tuple[Feature, Vulnerability]
 
 
@@ -352,8 +354,8 @@ class ReportContext:
     inputs: Source
     #: The snapshot's day (a date ordinal): what days open, due and overdue are counted against.
     today: int = 0
-    #: Per workload, the day each finding older than this run was first seen (for the next run).
-    first_seen: dict[WorkloadKey, dict[FindingKey, int]] = field(default_factory=dict)
+    #: Per workload, the findings older than this run by the day first seen (for the next run).
+    first_seen: dict[WorkloadKey, SeenByDay] = field(default_factory=dict)
     #: Findings that exceptions and VEX statements accept (job.report.accepted): listed, not ranked.
     accepted: AcceptedView = AcceptedView()
     #: Files written from exactly this context ("html", "xlsx", "json" → path), for reuse.
