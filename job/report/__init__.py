@@ -10,7 +10,7 @@ from pathlib import Path
 from job.log import RunLog
 from job.model import ApplyOutcome, ImageRef, Problem, ScanResult, Snapshot
 from job.report import context as _context
-from job.report.previous import SCHEMA_VERSION, Previous, read_previous
+from job.report.previous import SCHEMA_VERSION, Previous, lean_summary, read_previous
 from job.report.ranking import Triage
 from job.report.view import ReportContext
 from job.report.writer import PREVIOUS_FILE, SUMMARY_FILE, read_summary_why, write_reports
@@ -28,10 +28,10 @@ def load_previous(path: Path, *, current: Snapshot, log: RunLog | None = None) -
     warning, and a problem in the report saying that the comparison was skipped and why.
     """
     file = path / SUMMARY_FILE if path.is_dir() else path
-    doc, why = read_summary_why(file)
+    doc, why = read_summary_why(file, lean=lean_summary)
     if path.is_dir() and doc is not None and doc.get("takenAt") == current.taken_at:
         file = path / PREVIOUS_FILE
-        doc, why = read_summary_why(file)
+        doc, why = read_summary_why(file, lean=lean_summary)
     previous = None
     if doc is not None:
         version = doc.get("schemaVersion")

@@ -8,6 +8,8 @@ from array import array
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
+
 from job.model import SEVERITIES
 from job.triage import day_of
 
@@ -59,7 +61,7 @@ def read_previous(doc: "dict | Previous | None") -> Previous | None:
         severities = [_SEVERITY_NAMES.get(s, "Unknown") for _p, _v, s in table]
         findings = {}
         for ns, kind, name, ids in doc["findings"]["workloads"]:
-            positions = array("I", ids)
+            positions = _positions(ids)
             if positions and max(positions) >= len(keys):
                 return None
             findings[(str(ns), str(kind), str(name))] = positions
@@ -75,6 +77,56 @@ def read_previous(doc: "dict | Previous | None") -> Previous | None:
     first_seen, problem = _read_first_seen(doc["findings"].get("firstSeen", []), workload_keys, findings, len(keys))
     return Previous(str(doc["takenAt"]), keys, severities, index, findings, history, images, first_seen,
                     day_of(str(doc["takenAt"])), problem)
+
+
+def _positions(ids: Any) -> array:
+    """A workload's key positions: a JSON list of ints, decoded or still as its text (lean_summary)."""
+    if not isinstance(ids, msgspec.Raw):
+        return array("I", ids)
+    text = bytes(ids)
+    if text[:1] != b"[" or text[-1:] != b"]":
+        raise ValueError("not a list")
+    inner = text[1:-1]
+    # int() of each item's text: a float, a string or a list is a ValueError, as array() refuses them
+    return array("I", map(int, inner.split(b","))) if inner.strip() else array("I")
+
+
+class _Findings(msgspec.Struct):
+    keys: list[tuple[str, str, str]]
+    workloads: list[tuple[str, str, str, msgspec.Raw]]
+    firstSeen: Any = msgspec.field(default_factory=list)
+
+
+class _Summary(msgspec.Struct):
+    schemaVersion: Any = None
+    takenAt: Any = None
+    findings: _Findings | None = None
+    history: Any = msgspec.field(default_factory=list)
+    images: Any = msgspec.field(default_factory=list)
+    totals: Any = None
+
+
+_LEAN = msgspec.json.Decoder(_Summary)
+
+
+def lean_summary(data: bytes) -> dict | None:
+    """What read_previous reads of a summary.json, decoded without the rest, and each workload's key
+    positions left as text until read_previous packs them (a million ints at 50,000 pods held at once
+    with the whole document were the report stage's peak); None when it is not shaped as this job
+    writes it: decode_json and read_previous then judge it the careful way, with their messages."""
+    try:
+        lean = _LEAN.decode(data)
+    except (msgspec.MsgspecError, ValueError, RecursionError):
+        return None
+    if lean.findings is None or not isinstance(lean.takenAt, str):
+        return None
+    doc: dict[str, Any] = {"schemaVersion": lean.schemaVersion, "takenAt": lean.takenAt,
+                           "findings": {"keys": lean.findings.keys, "workloads": lean.findings.workloads,
+                                        "firstSeen": lean.findings.firstSeen},
+                           "history": lean.history, "images": lean.images}
+    if lean.totals is not None:
+        doc["totals"] = lean.totals
+    return doc
 
 
 def _read_first_seen(rows: Any, workloads: list, findings: dict, nkeys: int) -> tuple[dict, str]:

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import msgspec
 
@@ -82,10 +82,14 @@ def read_summary(path: Path) -> dict | None:
     return read_summary_why(path)[0]
 
 
-def read_summary_why(path: Path) -> tuple[dict | None, str]:
-    """A summary.json as a JSON object, else None and why not ('' when there is no such file)."""
+def read_summary_why(path: Path, *, lean: Callable[[bytes], dict | None] | None = None) -> tuple[dict | None, str]:
+    """A summary.json as a JSON object, else None and why not ('' when there is no such file).
+    lean: a quicker decoding of only some fields; where it gives None, the whole is decoded."""
     data = _read_bytes(path)
-    return (None, "") if data is None else _decode(data)
+    if data is None:
+        return None, ""
+    doc = lean(data) if lean is not None else None
+    return (doc, "") if doc is not None else _decode(data)
 
 
 def _decode(data: bytes) -> tuple[dict | None, str]:

@@ -145,3 +145,31 @@ def test_summary_json_is_compact_utf8_json_as_json_writes_it(tmp_path):
     run(tmp_path, "2026-05-01T06:00:00Z", make_vuln("CVE-1 ünïcode \u2028 \"quoted\"\n", "High"))
     data = (tmp_path / "summary.json").read_bytes()
     assert data == json.dumps(json.loads(data), ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def test_the_previous_run_read_the_lean_way_is_the_one_read_in_full(tmp_path):
+    """load_previous decodes only what it reads of a summary.json, each workload's key positions from
+    their text; it reads the same run as decoding the whole, and what it cannot read the quick way
+    (odd ids, keys of other types) is judged the careful way, with the same outcome as before."""
+    from job.report.previous import lean_summary, read_previous
+
+    run(tmp_path, "2026-05-01T06:00:00Z", make_vuln("CVE-1", "High"), make_vuln("CVE-2", "Low", fixed_by="2"))
+    data = (tmp_path / "summary.json").read_bytes()
+    lean, full = read_previous(lean_summary(data)), read_previous(json.loads(data))
+    assert lean is not None and lean == full and len(lean.keys) == 2
+    assert [list(ids) for ids in lean.findings.values()] == [[0, 1]]
+
+    doc = json.loads(data)
+    odd_ids = {"[0, 1.5]": None, "[-1]": None, "[4294967296]": None, '["0"]': None, "[[0]]": None,
+               "[ ]": [], "[ 1 ,0 ]": [1, 0]}
+    for text, expected in odd_ids.items():
+        doc["findings"]["workloads"][0][3] = json.loads(text)
+        data = json.dumps(doc).replace(json.dumps(json.loads(text)), text).encode()
+        quick, careful = read_previous(lean_summary(data)), read_previous(json.loads(data))
+        assert (quick is None) is (careful is None) is (expected is None), text
+        if expected is not None:
+            assert list(next(iter(quick.findings.values()))) == expected == list(next(iter(careful.findings.values())))
+    doc["findings"]["workloads"][0][3] = [0]
+    doc["findings"]["keys"][0][0] = 7  # not a string: the careful way reads it as "7"
+    assert lean_summary(json.dumps(doc).encode()) is None
+    assert read_previous(doc).keys[0] == ("7", "CVE-1")
