@@ -120,7 +120,7 @@ def _findings(ctx: ReportContext) -> dict[str, Any]:
     first_seen = []
     for (ns, kind, name), keys in sorted(ctx.findings.items()):
         ids = []
-        for key in keys:
+        for key in sorted(keys):  # a set's order changes with each process's string hashes
             i = index.get(key)
             if i is None:
                 i = index[key] = len(index)
