@@ -96,11 +96,6 @@ def _feature_doc(f: Feature) -> dict[str, Any]:
             "vulnerabilities": [_vuln_doc(v) for v in f.vulnerabilities]}
 
 
-def results_to_doc(results: dict[ImageRef, ScanResult]) -> dict[str, Any]:
-    return {"version": FORMAT_VERSION, "results": [_result_doc(r) for r in sorted(results.values(),
-                                                                                  key=lambda r: r.ref)]}
-
-
 def _result_doc(r: ScanResult) -> dict[str, Any]:
     return {"ref": _ref_doc(r.ref), "state": r.state.value, "detail": r.detail, "backend": r.backend,
             "pageUrl": r.page_url,
@@ -116,45 +111,117 @@ def write_replay(out: Path, *, snap: Snapshot, results: dict[ImageRef, ScanResul
     written one pod or one result at a time, so that a large cluster's run holds no second copy
     of its snapshot or scan results while writing them."""
     _write_gz(out / (SNAPSHOT_FILE + ".gz"), _snapshot_head(snap), "pods", map(_pod_doc, snap.pods))
-    _write_gz(out / (SCAN_FILE + ".gz"), {"version": FORMAT_VERSION}, "results",
-              map(_result_doc, sorted(results.values(), key=lambda r: r.ref)))
+    write_results(out / SCAN_FILE, results, packed=True)
     write_json(out / APPLY_FILE, outcome_to_doc(outcome))
+
+
+def write_results(path: Path, results: dict[ImageRef, ScanResult], *, packed: bool = False) -> None:
+    """scan.json (scan.json.gz when packed), one result a line, encoded one at a time: read_results
+    reads it a line at a time too."""
+    items = map(_result_doc, sorted(results.values(), key=lambda r: r.ref))
+    if packed:
+        _write_gz(path.with_name(path.name + ".gz"), _SCAN_HEAD, "results", items)
+        return
+    with atomic_open(path) as fh:
+        _write_items(fh, _SCAN_HEAD, "results", items)
+
+
+_SCAN_HEAD = {"version": FORMAT_VERSION}
 
 
 def _write_gz(path: Path, head: dict[str, Any], key: str, items: Iterable[Any]) -> None:
     """{**head, key: [*items]} as gzipped JSON, encoded item by item."""
     with atomic_open(path) as raw, gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=3, mtime=0) as gz:
-        gz.write(encode_json(head)[:-1] + (b"," if head else b"") + encode_json(key) + b":[")
-        for i, item in enumerate(items):
-            gz.write(b"," + encode_json(item) if i else encode_json(item))
-        gz.write(b"]}")
+        _write_items(gz, head, key, items)
+
+
+def _write_items(fh: IO[bytes], head: dict[str, Any], key: str, items: Iterable[Any]) -> None:
+    """{**head, key: [*items]} as JSON, an item a line (JSON text holds no raw line break)."""
+    fh.write(encode_json(head)[:-1] + (b"," if head else b"") + encode_json(key) + b":[")
+    for i, item in enumerate(items):
+        fh.write((b",\n" if i else b"\n") + encode_json(item))
+    fh.write(b"\n]}")
 
 
 def results_from_doc(doc: dict[str, Any]) -> dict[ImageRef, ScanResult]:
     _check_version(doc, SCAN_FILE)
     _check_shape(doc, _SCAN_SHAPE, SCAN_FILE)
-    out: dict[ImageRef, ScanResult] = {}
-    for r in doc["results"]:
-        report = None
-        if r["report"] is not None:
-            report = VulnReport(
-                namespace_name=r["report"]["ns"],
-                features=tuple(
-                    Feature(name=f["name"], version=f["version"], version_format=f["format"],
-                            namespace_name=f["ns"], added_by=f["addedBy"], base_scores=tuple(f["baseScores"]),
-                            cve_ids=tuple(f["cveIds"]),
-                            vulnerabilities=tuple(
-                                Vulnerability(name=v["name"], severity=v["severity"], namespace_name=v["ns"],
-                                              description=v["description"], link=v["link"],
-                                              fixed_by=v["fixedBy"], metadata=v["metadata"],
-                                              cvss_score=v["cvss"], cvss_vector=v["vector"])
-                                for v in f["vulnerabilities"]))
-                    for f in r["report"]["features"]))
-        ref = _ref(r["ref"])
-        assert ref is not None
-        out[ref] = ScanResult(ref=ref, state=ScanState(r["state"]), report=report, detail=r["detail"],
-                              backend=r["backend"], page_url=r["pageUrl"])
-    return out
+    shared: dict[Any, Any] = {}
+    return {result.ref: result for result in (_result(r, shared) for r in doc["results"])}
+
+
+def read_results(path: Path) -> dict[ImageRef, ScanResult]:
+    """scan.json, or its newer gzipped twin: a line at a time when it is written a result a line
+    (write_results), so that a large cluster's results (hundreds of MB of JSON at 50,000 pods) are
+    never all decoded at once; else (an older writer's file) decoded whole."""
+    path = _newest(path)
+    results: dict[ImageRef, ScanResult] = {}
+    shared: dict[Any, Any] = {}
+    head = encode_json(_SCAN_HEAD)[:-1] + b',"results":['
+    try:
+        with (gzip.open(path, "rb") if path.suffix == ".gz" else path.open("rb")) as fh:
+            if fh.readline() != head + b"\n":
+                return results_from_doc(read_json(path))
+            for i, line in enumerate(fh):
+                line = line.rstrip(b"\n")
+                if line == b"]}":
+                    if fh.read(1):
+                        raise ValueError("more after the end of the results")
+                    return results
+                item = decode_json(line[:-1] if line.endswith(b",") else line)
+                wrong = _misfit(item, _SCAN_SHAPE["results"][0], f".results[{i}]")
+                if wrong:
+                    raise ConfigError(f"{SCAN_FILE} is damaged: {wrong.lstrip('.')}; run the stage that writes it again")
+                result = _result(item, shared)
+                results[result.ref] = result
+        raise ValueError("the results end before their end")
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{path} does not exist; run the stage that writes it first") from exc
+    except (OSError, ValueError, EOFError, zlib.error) as exc:  # a damaged file, a gzip cut short
+        raise ConfigError(f"cannot read {path}: {str(exc)[:200]}") from exc
+
+
+def _result(r: dict[str, Any], shared: dict[Any, Any]) -> ScanResult:
+    """A result of a stage file; its packages and advisories shared with the other results' equal ones
+    (`shared`), as the registries' reader shares them, so that the results replayed take about the
+    memory they took in the run."""
+    report = None
+    if r["report"] is not None:
+        report = VulnReport(namespace_name=r["report"]["ns"],
+                            features=tuple(_feature(f, shared) for f in r["report"]["features"]))
+    ref = _ref(r["ref"])
+    assert ref is not None
+    return ScanResult(ref=ref, state=ScanState(r["state"]), report=report, detail=r["detail"],
+                      backend=r["backend"], page_url=r["pageUrl"])
+
+
+def _feature(f: dict[str, Any], shared: dict[Any, Any]) -> Feature:
+    vulns = tuple(_vulnerability(v, shared) for v in f["vulnerabilities"])
+    key = ("f", f["name"], f["version"], f["format"], f["ns"], f["addedBy"], tuple(f["baseScores"]),
+           tuple(f["cveIds"]), tuple(map(id, vulns)))  # the advisories are shared already: by identity
+    found = shared.get(key)
+    if found is None:
+        found = shared[key] = Feature(name=f["name"], version=f["version"], version_format=f["format"],
+                                      namespace_name=f["ns"], added_by=f["addedBy"],
+                                      base_scores=tuple(f["baseScores"]), cve_ids=tuple(f["cveIds"]),
+                                      vulnerabilities=vulns)
+    return found
+
+
+def _vulnerability(v: dict[str, Any], shared: dict[Any, Any]) -> Vulnerability:
+    metadata = v["metadata"]
+    try:
+        meta_key: Any = None if metadata is None else orjson.dumps(metadata, option=orjson.OPT_SORT_KEYS)
+    except TypeError:  # deeper than orjson writes: not shared
+        meta_key = object()
+    key = ("v", v["name"], v["severity"], v["ns"], v["description"], v["link"], v["fixedBy"], v["cvss"],
+           v["vector"], meta_key)
+    found = shared.get(key)
+    if found is None:
+        found = shared[key] = Vulnerability(name=v["name"], severity=v["severity"], namespace_name=v["ns"],
+                                            description=v["description"], link=v["link"], fixed_by=v["fixedBy"],
+                                            metadata=metadata, cvss_score=v["cvss"], cvss_vector=v["vector"])
+    return found
 
 
 def outcome_to_doc(outcome: ApplyOutcome) -> dict[str, Any]:
@@ -369,13 +436,24 @@ def strings_only(value: Any) -> tuple[dict[str, str], list[str]]:
     return kept, [str(k)[:100] for k in value if k not in kept]
 
 
-def read_json(path: Path) -> Any:
-    """A JSON file, or its gzipped twin `path`.gz (a whole run's stage files) when that is newer."""
+def _newest(path: Path) -> Path:
+    """`path`, or its gzipped twin `path`.gz (a whole run's stage files) when that is newer."""
     packed = path.with_name(path.name + ".gz")
     try:
-        if packed.is_file() and (not path.exists() or packed.stat().st_mtime >= path.stat().st_mtime):
-            path = packed
-            return decode_json(gzip.decompress(packed.read_bytes()))
+        if path.suffix != ".gz" and packed.is_file() and (
+                not path.exists() or packed.stat().st_mtime >= path.stat().st_mtime):
+            return packed
+    except OSError:
+        pass
+    return path
+
+
+def read_json(path: Path) -> Any:
+    """A JSON file, or its gzipped twin `path`.gz (a whole run's stage files) when that is newer."""
+    path = _newest(path)
+    try:
+        if path.suffix == ".gz":
+            return decode_json(gzip.decompress(path.read_bytes()))
         return decode_json(path.read_bytes())
     except FileNotFoundError as exc:
         raise ConfigError(f"{path} does not exist; run the stage that writes it first") from exc

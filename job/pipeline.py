@@ -303,14 +303,14 @@ def _load_snapshot(settings: Settings) -> Snapshot:
 
 
 def _load_results(settings: Settings) -> dict[ImageRef, ScanResult]:
-    return codec.results_from_doc(codec.read_json(_out(settings) / codec.SCAN_FILE))
+    return codec.read_results(_out(settings) / codec.SCAN_FILE)
 
 
 def run_scan(settings: Settings, log: RunLog) -> int:
     snap = _load_snapshot(settings)
     client = None if (settings.offline or snap.source != "cluster") else _kube(settings)
     results = stage_scan(snap, settings, log, client)
-    codec.write_json(_out(settings) / codec.SCAN_FILE, codec.results_to_doc(results))
+    codec.write_results(_out(settings) / codec.SCAN_FILE, results)
     log.info(f"wrote {_out(settings) / codec.SCAN_FILE}")
     return EXIT_ERRORS if any(r.state.is_job_error for r in results.values()) else EXIT_OK
 

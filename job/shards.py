@@ -51,7 +51,7 @@ def write_shard(out: Path, *, index: int, count: int, snap: Snapshot, results: d
     folder = shard_dir(out, index)
     (folder / MARKER_FILE).unlink(missing_ok=True)
     codec.write_json(folder / codec.SNAPSHOT_FILE, codec.snapshot_to_doc(snap))
-    codec.write_json(folder / codec.SCAN_FILE, codec.results_to_doc(results))
+    codec.write_results(folder / codec.SCAN_FILE, results)
     codec.write_json(folder / codec.APPLY_FILE, codec.outcome_to_doc(outcome))
     codec.write_json(folder / MARKER_FILE, {
         "version": codec.FORMAT_VERSION, "runId": run, "shard": index, "shards": count, "exit": exit_code,
@@ -128,7 +128,7 @@ def merge(out: Path) -> Merged:
     for index in range(newest.count):
         folder = shard_dir(out, index)
         snapshots.append(codec.snapshot_from_doc(codec.read_json(folder / codec.SNAPSHOT_FILE)))
-        results.update(codec.results_from_doc(codec.read_json(folder / codec.SCAN_FILE)))
+        results.update(codec.read_results(folder / codec.SCAN_FILE))
         part = codec.outcome_from_doc(codec.read_json(folder / codec.APPLY_FILE))
         for name in ("created", "updated", "deleted", "unchanged", "kept", "unmanaged"):
             getattr(outcome, name).extend(getattr(part, name))
