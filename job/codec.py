@@ -377,12 +377,14 @@ def _decode(data: bytes | str) -> Any:
         raise TooDeep("JSON nested too deeply") from None
 
 
-def encode_json(doc: Any) -> bytes:
-    """Compact UTF-8 JSON, as json.dumps(separators=(",", ":"), ensure_ascii=False) writes it."""
+def encode_json(doc: Any, *, sort_keys: bool = False) -> bytes:
+    """Compact UTF-8 JSON, as json.dumps(separators=(",", ":"), ensure_ascii=False) writes it (for
+    documents without floats, which the two write differently), keys sorted if asked."""
     try:
-        return orjson.dumps(doc)
+        return orjson.dumps(doc, option=orjson.OPT_SORT_KEYS if sort_keys else None)
     except TypeError:  # deeper than orjson's 255 levels (a registry's metadata), a lone surrogate: json writes it
-        return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "replace")
+        return json.dumps(doc, ensure_ascii=False, separators=(",", ":"),
+                          sort_keys=sort_keys).encode("utf-8", "replace")
 
 
 def write_json(path: Path, doc: Any) -> None:

@@ -8,6 +8,7 @@ import json
 from collections import Counter
 from typing import Any, Callable, Iterable
 
+from job.codec import encode_json
 from job.model import SEVERITIES, SEVERITY_RANK, Feature, ImageRef, ScanResult, Vulnerability
 
 #: etcd refuses requests over 1.5 MiB; stay well below, with room for metadata and labels.
@@ -65,8 +66,11 @@ class Specs:
             spec["features"] = [self.feature(f) for f in features]
             if self.spec_schema is not None:
                 spec = prune_to_schema(spec, self.spec_schema)
-            spec, shrunk = shrink(spec)
-            found = self.specs[result.ref] = (spec, shrunk, canonical_json(spec), severity_status(features))
+            spec_json = canonical_json(spec)  # its length is the size shrink() measures: one encoding
+            spec, shrunk = shrink(spec, size=len(spec_json))
+            if shrunk:
+                spec_json = canonical_json(spec)
+            found = self.specs[result.ref] = (spec, shrunk, spec_json, severity_status(features))
         return found
 
     def forget_specs(self) -> None:
@@ -143,17 +147,20 @@ def severity_status(features: Iterable[Feature]) -> dict[str, Any]:
 
 def canonical_json(doc: Any) -> bytes:
     """The JSON the content hashes are taken of: keys sorted, compact, UTF-8 as job.codec.encode_json
-    sends it (a lone surrogate, which json accepts from a registry, as "?")."""
-    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8", "replace")
+    sends it (a lone surrogate, which json accepts from a registry, as "?"). Sorting the keys does
+    not change the length: len(canonical_json(doc)) == _size(doc)."""
+    return encode_json(doc, sort_keys=True)
 
 
-def shrink(spec: dict[str, Any], limit: int = MAX_OBJECT_BYTES) -> tuple[dict[str, Any], list[str]]:
+def shrink(spec: dict[str, Any], limit: int = MAX_OBJECT_BYTES, *, size: int | None = None
+           ) -> tuple[dict[str, Any], list[str]]:
     """Make a too-large spec fit, predictably: descriptions shortened, then dropped, then metadata
     dropped, then vulnerability entries left out from the least severe up, so that every entry of
     a severity that fits is kept before any entry of a lower one. Returns the spec and the steps
-    taken; a step `left-out:Critical=3;Low=1334` counts the entries left out per severity."""
+    taken; a step `left-out:Critical=3;Low=1334` counts the entries left out per severity. `size`:
+    _size(spec), when the caller has it."""
     steps: list[str] = []
-    if _size(spec) <= limit:
+    if (_size(spec) if size is None else size) <= limit:
         return spec, steps
     spec = json.loads(json.dumps(spec))
 
@@ -182,7 +189,7 @@ def shrink(spec: dict[str, Any], limit: int = MAX_OBJECT_BYTES) -> tuple[dict[st
 
 def _size(doc: Any) -> int:
     """Bytes of `doc` as job.codec.encode_json sends it."""
-    return len(json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode("utf-8", "replace"))
+    return len(encode_json(doc))
 
 
 def left_out_counts(steps: Iterable[str]) -> dict[str, int]:
