@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import io
 import json
 import os
 import tempfile
 import zlib
 from pathlib import Path
-from typing import IO, Any, Iterable, Iterator
+from typing import IO, Any, Callable, Iterable, Iterator
 
 import orjson
 
@@ -90,19 +91,11 @@ def _vuln_doc(v: Vulnerability) -> dict[str, Any]:
             "vector": v.cvss_vector}
 
 
-def _feature_doc(f: Feature) -> dict[str, Any]:
+def _package_doc(f: Feature, advisories: list[int]) -> dict[str, Any]:
+    """A package of a stage file or the scan cache; its advisories by their numbers (SharedTables)."""
     return {"name": f.name, "version": f.version, "format": f.version_format, "ns": f.namespace_name,
             "addedBy": f.added_by, "baseScores": list(f.base_scores), "cveIds": list(f.cve_ids),
-            "vulnerabilities": [_vuln_doc(v) for v in f.vulnerabilities]}
-
-
-def _result_doc(r: ScanResult) -> dict[str, Any]:
-    return {"ref": _ref_doc(r.ref), "state": r.state.value, "detail": r.detail, "backend": r.backend,
-            "pageUrl": r.page_url,
-            "report": None if r.report is None else {
-                "ns": r.report.namespace_name,
-                # Only vulnerable packages matter downstream; dropping the rest keeps the file small.
-                "features": [_feature_doc(f) for f in r.report.vulnerable_features]}}
+            "vulnerabilities": advisories}
 
 
 def write_replay(out: Path, *, snap: Snapshot, results: dict[ImageRef, ScanResult],
@@ -116,31 +109,104 @@ def write_replay(out: Path, *, snap: Snapshot, results: dict[ImageRef, ScanResul
 
 
 def write_results(path: Path, results: dict[ImageRef, ScanResult], *, packed: bool = False) -> None:
-    """scan.json (scan.json.gz when packed), one result a line, encoded one at a time: read_results
-    reads it a line at a time too."""
-    items = map(_result_doc, sorted(results.values(), key=lambda r: r.ref))
+    """scan.json (scan.json.gz when packed): a line per result, each advisory and package on a line
+    of its own before the first result that names it, then named by its number (a 50,000-pod run's
+    3,000 results name the same advisories thousands of times: written out in each, they were most
+    of the file and of the time taken to zip it). read_results reads it a line at a time."""
+    def write(fh: IO[bytes]) -> None:
+        lines = _ItemLines(fh, _SCAN_HEAD, "results")
+        tables = SharedTables(lines.write)
+        for r in sorted(results.values(), key=lambda r: r.ref):
+            lines.write(encode_json({"result": {
+                "ref": _ref_doc(r.ref), "state": r.state.value, "detail": r.detail, "backend": r.backend,
+                "pageUrl": r.page_url,
+                # Only vulnerable packages matter downstream; dropping the rest keeps the file small.
+                "report": None if r.report is None else {
+                    "ns": r.report.namespace_name,
+                    "packages": [tables.package(f) for f in r.report.vulnerable_features]}}}))
+        lines.close()
+
     if packed:
-        _write_gz(path.with_name(path.name + ".gz"), _SCAN_HEAD, "results", items)
+        with _gz_lines(path.with_name(path.name + ".gz")) as gz:
+            write(gz)
         return
     with atomic_open(path) as fh:
-        _write_items(fh, _SCAN_HEAD, "results", items)
+        write(fh)
 
 
-_SCAN_HEAD = {"version": FORMAT_VERSION}
+#: scan.json's head. Version 1 (before the advisories and packages had lines of their own) is
+#: still read: a result a line, or in one piece.
+_SCAN_HEAD = {"version": 2}
+_SCAN_LINES = b'{"version":2,"results":[\n'
+_SCAN_LINES_V1 = b'{"version":1,"results":[\n'
+
+
+class _ItemLines:
+    """{**head, key: [items]} as JSON, an item a line (JSON text holds no raw line break)."""
+
+    def __init__(self, fh: IO[bytes], head: dict[str, Any], key: str) -> None:
+        self.fh, self.first = fh, True
+        fh.write(encode_json(head)[:-1] + (b"," if head else b"") + encode_json(key) + b":[")
+
+    def write(self, item: bytes) -> None:
+        self.fh.write((b"\n" if self.first else b",\n") + item)
+        self.first = False
+
+    def close(self) -> None:
+        self.fh.write(b"\n]}")
+
+
+class SharedTables:
+    """Numbers each advisory and package, written (`emit`) as a line of its own at its first use:
+    known by identity (the registries' reader shares them), else by value. scan.json and the scan
+    cache write them so."""
+
+    def __init__(self, emit: Callable[[bytes], None]) -> None:
+        self.emit = emit
+        self.by_id: dict[int, int] = {}
+        self.by_value: dict[tuple[str, bytes], int] = {}
+        self.counts = {"advisory": 0, "package": 0}
+        self._alive: list[object] = []  # what by_id names stays alive, so that its id is not reused
+
+    def _number(self, obj: object, kind: str, doc: Callable[[], dict]) -> int:
+        """The line number of `obj` among those of its kind (its document is built only the first
+        time this object is met)."""
+        n = self.by_id.get(id(obj))
+        if n is not None:
+            return n
+        text = encode_json(doc())
+        n = self.by_value.get((kind, text))
+        if n is None:
+            n = self.by_value[(kind, text)] = self.counts[kind]
+            self.counts[kind] += 1
+            self.emit(b'{"' + kind.encode() + b'":' + text + b"}")
+        self.by_id[id(obj)] = n
+        self._alive.append(obj)
+        return n
+
+    def advisory(self, v: Vulnerability) -> int:
+        return self._number(v, "advisory", lambda: _vuln_doc(v))
+
+    def package(self, f: Feature) -> int:
+        return self._number(f, "package", lambda: _package_doc(f, [self.advisory(v) for v in f.vulnerabilities]))
+
+
+@contextlib.contextmanager
+def _gz_lines(path: Path) -> Iterator[IO[bytes]]:
+    """A gzipped file written in full or not at all, through a buffer: zipping a line at a time
+    costs several times zipping the same bytes in large pieces."""
+    with atomic_open(path) as raw, gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=3, mtime=0) as gz, \
+            io.BufferedWriter(gz, buffer_size=1 << 20) as out:
+        yield out
 
 
 def _write_gz(path: Path, head: dict[str, Any], key: str, items: Iterable[Any]) -> None:
     """{**head, key: [*items]} as gzipped JSON, encoded item by item."""
-    with atomic_open(path) as raw, gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=3, mtime=0) as gz:
-        _write_items(gz, head, key, items)
-
-
-def _write_items(fh: IO[bytes], head: dict[str, Any], key: str, items: Iterable[Any]) -> None:
-    """{**head, key: [*items]} as JSON, an item a line (JSON text holds no raw line break)."""
-    fh.write(encode_json(head)[:-1] + (b"," if head else b"") + encode_json(key) + b":[")
-    for i, item in enumerate(items):
-        fh.write((b",\n" if i else b"\n") + encode_json(item))
-    fh.write(b"\n]}")
+    with _gz_lines(path) as gz:
+        lines = _ItemLines(gz, head, key)
+        for item in items:
+            lines.write(encode_json(item))
+        lines.close()
 
 
 def results_from_doc(doc: dict[str, Any]) -> dict[ImageRef, ScanResult]:
@@ -151,34 +217,95 @@ def results_from_doc(doc: dict[str, Any]) -> dict[ImageRef, ScanResult]:
 
 
 def read_results(path: Path) -> dict[ImageRef, ScanResult]:
-    """scan.json, or its newer gzipped twin: a line at a time when it is written a result a line
-    (write_results), so that a large cluster's results (hundreds of MB of JSON at 50,000 pods) are
-    never all decoded at once; else (an older writer's file) decoded whole."""
+    """scan.json, or its newer gzipped twin, a line at a time (write_results), so that a large
+    cluster's results are never all decoded at once; an older writer's file too (version 1: a
+    result a line with its packages written out, or in one piece)."""
     path = _newest(path)
-    results: dict[ImageRef, ScanResult] = {}
-    shared: dict[Any, Any] = {}
-    head = encode_json(_SCAN_HEAD)[:-1] + b',"results":['
     try:
         with (gzip.open(path, "rb") if path.suffix == ".gz" else path.open("rb")) as fh:
-            if fh.readline() != head + b"\n":
-                return results_from_doc(read_json(path))
-            for i, line in enumerate(fh):
-                line = line.rstrip(b"\n")
-                if line == b"]}":
-                    if fh.read(1):
-                        raise ValueError("more after the end of the results")
-                    return results
-                item = decode_json(line[:-1] if line.endswith(b",") else line)
-                wrong = _misfit(item, _SCAN_SHAPE["results"][0], f".results[{i}]")
-                if wrong:
-                    raise ConfigError(f"{SCAN_FILE} is damaged: {wrong.lstrip('.')}; run the stage that writes it again")
-                result = _result(item, shared)
-                results[result.ref] = result
-        raise ValueError("the results end before their end")
+            head = fh.readline()
+            if head == _SCAN_LINES:
+                return _read_result_lines(fh, _ResultTables().add)
+            if head == _SCAN_LINES_V1:
+                shared: dict[Any, Any] = {}
+                return _read_result_lines(fh, lambda item, where: _v1_result(item, where, shared))
+        return results_from_doc(read_json(path))
     except FileNotFoundError as exc:
         raise ConfigError(f"{path} does not exist; run the stage that writes it first") from exc
     except (OSError, ValueError, EOFError, zlib.error) as exc:  # a damaged file, a gzip cut short
         raise ConfigError(f"cannot read {path}: {str(exc)[:200]}") from exc
+
+
+def _read_result_lines(fh: IO[bytes], take: Callable[[Any, str], ScanResult | None]
+                       ) -> dict[ImageRef, ScanResult]:
+    """The lines of the results array, each given to `take` (which returns a result, or None for a
+    line of another kind) up to the array's end, which must end the file."""
+    results: dict[ImageRef, ScanResult] = {}
+    for i, line in enumerate(fh):
+        line = line.rstrip(b"\n")
+        if line == b"]}":
+            if fh.read(1):
+                raise ValueError("more after the end of the results")
+            return results
+        result = take(decode_json(line[:-1] if line.endswith(b",") else line), f".results[{i}]")
+        if result is not None:
+            results[result.ref] = result
+    raise ValueError("the results end before their end")
+
+
+def _damaged_scan_file(wrong: str) -> ConfigError:
+    return ConfigError(f"{SCAN_FILE} is damaged: {wrong.lstrip('.')}; run the stage that writes it again")
+
+
+def _v1_result(item: Any, where: str, shared: dict[Any, Any]) -> ScanResult:
+    wrong = _misfit(item, _SCAN_SHAPE["results"][0], where)
+    if wrong:
+        raise _damaged_scan_file(wrong)
+    return _result(item, shared)
+
+
+class _ResultTables:
+    """Reads scan.json's lines (version 2): advisories and packages into their tables, results
+    naming them by number; a number must name a line read before."""
+
+    def __init__(self) -> None:
+        self.advisories: list[Vulnerability] = []
+        self.packages: list[Feature] = []
+
+    def add(self, item: Any, where: str) -> ScanResult | None:
+        kind = next(iter(item), None) if isinstance(item, dict) and len(item) == 1 else None
+        shape = _SCAN_LINE_SHAPES.get(kind)  # type: ignore[arg-type]
+        if shape is None:
+            raise _damaged_scan_file(f"{where} is not an advisory, a package or a result")
+        doc, where = item[kind], f"{where}.{kind}"
+        wrong = _misfit(doc, shape, where)
+        if wrong:
+            raise _damaged_scan_file(wrong)
+        if kind == "advisory":
+            self.advisories.append(Vulnerability(
+                name=doc["name"], severity=doc["severity"], namespace_name=doc["ns"], description=doc["description"],
+                link=doc["link"], fixed_by=doc["fixedBy"], metadata=doc["metadata"], cvss_score=doc["cvss"],
+                cvss_vector=doc["vector"]))
+            return None
+        if kind == "package":
+            self.packages.append(Feature(
+                name=doc["name"], version=doc["version"], version_format=doc["format"], namespace_name=doc["ns"],
+                added_by=doc["addedBy"], base_scores=tuple(doc["baseScores"]), cve_ids=tuple(doc["cveIds"]),
+                vulnerabilities=self._named(self.advisories, doc["vulnerabilities"], f"{where}.vulnerabilities")))
+            return None
+        report = doc["report"]
+        ref = _ref(doc["ref"])
+        assert ref is not None
+        return ScanResult(ref=ref, state=ScanState(doc["state"]), detail=doc["detail"], backend=doc["backend"],
+                          page_url=doc["pageUrl"], report=None if report is None else VulnReport(
+                              namespace_name=report["ns"],
+                              features=self._named(self.packages, report["packages"], f"{where}.report.packages")))
+
+    @staticmethod
+    def _named(table: list[Any], numbers: list[int], where: str) -> tuple[Any, ...]:
+        if not all(0 <= n < len(table) for n in numbers):
+            raise _damaged_scan_file(f"{where} names a line not written before it")
+        return tuple(table[n] for n in numbers)
 
 
 def _result(r: dict[str, Any], shared: dict[Any, Any]) -> ScanResult:
@@ -338,12 +465,16 @@ _SNAPSHOT_SHAPE = {
 }
 _VULNERABILITY_SHAPE = {"name": str, "severity": str, "ns": str, "description": str, "link": str, "fixedBy": str,
                         "metadata": Maybe(dict), "cvss": Maybe(float), "vector": str}
-_SCAN_SHAPE = {"results": [{
-    "ref": _REF, "state": Choice(*(s.value for s in ScanState)), "detail": str, "backend": str,
-    "pageUrl": Maybe(str),
-    "report": Maybe({"ns": str, "features": [{
-        "name": str, "version": str, "format": str, "ns": str, "addedBy": str, "baseScores": [float],
-        "cveIds": [str], "vulnerabilities": [_VULNERABILITY_SHAPE]}]})}]}
+_PACKAGE_SHAPE = {"name": str, "version": str, "format": str, "ns": str, "addedBy": str, "baseScores": [float],
+                  "cveIds": [str]}
+_RESULT_SHAPE = {"ref": _REF, "state": Choice(*(s.value for s in ScanState)), "detail": str, "backend": str,
+                 "pageUrl": Maybe(str)}
+# scan.json of version 1: each result with its packages and advisories written out.
+_SCAN_SHAPE = {"results": [{**_RESULT_SHAPE, "report": Maybe({"ns": str, "features": [
+    {**_PACKAGE_SHAPE, "vulnerabilities": [_VULNERABILITY_SHAPE]}]})}]}
+# scan.json of version 2: a line per advisory, package (advisories by number) or result (packages by number).
+_SCAN_LINE_SHAPES = {"advisory": _VULNERABILITY_SHAPE, "package": {**_PACKAGE_SHAPE, "vulnerabilities": [int]},
+                     "result": {**_RESULT_SHAPE, "report": Maybe({"ns": str, "packages": [int]})}}
 _APPLY_SHAPE = {"created": [str], "updated": [str], "deleted": [str], "unchanged": [str], "kept": [str],
                 "unmanaged": [str], "failed": _PROBLEMS, "dryRun": bool, "target": str,
                 "?leftOut": Maybe(_SEVERITY_COUNTS)}

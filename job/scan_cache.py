@@ -20,7 +20,7 @@ import math
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 from job import __version__, codec
 from job.files import NotRegularFile, TooLarge, read_regular
@@ -278,7 +278,7 @@ def save(path: Path, entries: Mapping[ImageRef, Entry], *, key: str) -> None:
     with codec.atomic_open(path) as raw, gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=3, mtime=0) as gz, \
             io.BufferedWriter(gz, buffer_size=1 << 20) as out:  # a few large writes, not one per line
         out.write(codec.encode_json({"schema": SCHEMA, "key": key, "entries": len(entries)}) + b"\n")
-        writer = _Writer(out)
+        writer = codec.SharedTables(lambda line: out.write(line + b"\n"))
         for ref, entry in entries.items():
             r = entry.result
             report = r.report
@@ -288,42 +288,3 @@ def save(path: Path, entries: Mapping[ImageRef, Entry], *, key: str) -> None:
                 "ns": None if report is None else report.namespace_name,
                 "packages": [] if report is None else [writer.package(f) for f in report.vulnerable_features],
             }) + b"\n")
-
-
-class _Writer:
-    """Numbers each advisory and package, writing it at first use: known by identity (the
-    registries' reader shares them), else by value."""
-
-    def __init__(self, out: io.BufferedWriter) -> None:
-        self.out = out
-        self.by_id: dict[int, int] = {}
-        self.by_value: dict[tuple[str, bytes], int] = {}
-        self.counts = {"advisory": 0, "package": 0}
-        self._alive: list[object] = []  # what by_id names stays alive, so that its id is not reused
-
-    def _number(self, obj: object, kind: str, doc: Callable[[], dict]) -> int:
-        """The line number of `obj` (its document is built only the first time this object is met)."""
-        n = self.by_id.get(id(obj))
-        if n is not None:
-            return n
-        text = codec.encode_json(doc())
-        n = self.by_value.get((kind, text))
-        if n is None:
-            n = self.by_value[(kind, text)] = self.counts[kind]
-            self.counts[kind] += 1
-            self.out.write(b'{"' + kind.encode() + b'":' + text + b"}\n")
-        self.by_id[id(obj)] = n
-        self._alive.append(obj)
-        return n
-
-    def advisory(self, v: Vulnerability) -> int:
-        return self._number(v, "advisory", lambda: {
-            "name": v.name, "severity": v.severity, "ns": v.namespace_name, "description": v.description,
-            "link": v.link, "fixedBy": v.fixed_by, "metadata": v.metadata, "cvss": v.cvss_score,
-            "vector": v.cvss_vector})
-
-    def package(self, f: Feature) -> int:
-        return self._number(f, "package", lambda: {
-            "name": f.name, "version": f.version, "format": f.version_format, "ns": f.namespace_name,
-            "addedBy": f.added_by, "baseScores": list(f.base_scores), "cveIds": list(f.cve_ids),
-            "vulnerabilities": [self.advisory(v) for v in f.vulnerabilities]})
