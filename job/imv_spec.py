@@ -34,6 +34,10 @@ class Specs:
 
     def __init__(self, spec_schema: dict[str, Any] | None = None) -> None:
         self.spec_schema = spec_schema
+        # Each advisory and package is pruned once, when its document is built, with the schema
+        # prune_to_schema would apply to it inside a spec: not again inside every spec that lists it.
+        self.feature_schema = _items_schema(_child_schema(spec_schema, "features"))
+        self.vulnerability_schema = _items_schema(_child_schema(self.feature_schema, "vulnerabilities"))
         self.vulnerabilities: dict[int, dict[str, Any]] = {}
         self.features: dict[int, dict[str, Any]] = {}
         self.specs: dict[ImageRef, tuple[dict[str, Any], list[str], bytes, dict[str, Any]]] = {}
@@ -42,14 +46,20 @@ class Specs:
     def vulnerability(self, v: Vulnerability) -> dict[str, Any]:
         doc = self.vulnerabilities.get(id(v))
         if doc is None:
-            doc = self.vulnerabilities[id(v)] = vulnerability_doc(v)
+            doc = vulnerability_doc(v)
+            if self.spec_schema is not None:
+                doc = prune_to_schema(doc, self.vulnerability_schema)
+            self.vulnerabilities[id(v)] = doc
             self._keep.append(v)
         return doc
 
     def feature(self, f: Feature) -> dict[str, Any]:
         doc = self.features.get(id(f))
         if doc is None:
-            doc = self.features[id(f)] = feature_doc(f, vulnerability=self.vulnerability)
+            doc = feature_doc(f, vulnerability=self.vulnerability)
+            if self.spec_schema is not None:
+                doc = _prune_but(doc, self.feature_schema, "vulnerabilities")
+            self.features[id(f)] = doc
             self._keep.append(f)
         return doc
 
@@ -65,7 +75,7 @@ class Specs:
             _put(spec, "namespaceName", result.report.namespace_name)
             spec["features"] = [self.feature(f) for f in features]
             if self.spec_schema is not None:
-                spec = prune_to_schema(spec, self.spec_schema)
+                spec = _prune_but(spec, self.spec_schema, "features")
             spec_json = canonical_json(spec)  # its length is the size shrink() measures: one encoding
             spec, shrunk = shrink(spec, size=len(spec_json))
             if shrunk:
@@ -96,6 +106,34 @@ def prune_to_schema(doc: Any, schema: Any) -> Any:
     if isinstance(doc, list):
         return [prune_to_schema(v, schema.get("items")) for v in doc]
     return doc
+
+
+def _child_schema(schema: Any, key: str) -> Any:
+    """The schema prune_to_schema prunes an object's `key` with (None: kept as it is, or dropped
+    with the whole key)."""
+    if not isinstance(schema, dict) or schema.get("x-kubernetes-preserve-unknown-fields"):
+        return None
+    properties, extra = schema.get("properties"), schema.get("additionalProperties")
+    if isinstance(properties, dict):
+        return properties.get(key)
+    return extra if isinstance(extra, dict) else None
+
+
+def _items_schema(schema: Any) -> Any:
+    """The schema prune_to_schema prunes a list's items with."""
+    return schema.get("items") if isinstance(schema, dict) else None
+
+
+_PRUNED = object()
+
+
+def _prune_but(doc: dict[str, Any], schema: Any, key: str) -> dict[str, Any]:
+    """prune_to_schema(doc, schema) when doc[key] is pruned already (with _child_schema(schema,
+    key)): the rest is pruned, doc[key] only kept or dropped, in its place."""
+    if key not in doc:
+        return prune_to_schema(doc, schema)
+    pruned = prune_to_schema({k: (_PRUNED if k == key else v) for k, v in doc.items()}, schema)
+    return {k: (doc[key] if v is _PRUNED else v) for k, v in pruned.items()}
 
 
 def vulnerability_doc(v: Vulnerability) -> dict[str, Any]:
