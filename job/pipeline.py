@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 from job import apply as apply_stage
-from job import codec, desired, feeds, metrics, notify, report, scan, shards, snapshot
+from job import codec, desired, feeds, metrics, notify, report, scan, shards, snapshot, stage_files
 from job.cluster import Cluster
 from job.errors import ConfigError, ImvjobError
 from job.log import RunLog
@@ -199,7 +199,7 @@ def _play(settings: Settings, log: RunLog, client: Cluster | None) -> int:
     if shard is not None:
         return _finish_shard(snap, results, outcome, settings, log, shard)
     # Before the report (the run's peak of memory), what `imvjob report` / `notify` replay it from.
-    codec.write_replay(_out(settings), snap=snap, results=results, outcome=outcome)
+    stage_files.write_replay(_out(settings), snap=snap, results=results, outcome=outcome)
     if settings.no_reports:
         return _finish_frequent(snap, results, outcome, log)
     ctx = stage_report(snap, results, outcome, settings, log)
@@ -293,25 +293,25 @@ def run_merge(settings: Settings, log: RunLog) -> int:
 def run_snapshot(settings: Settings, log: RunLog) -> int:
     client = None if settings.offline else _kube(settings)
     snap = stage_snapshot(settings, log, client)
-    codec.write_json(_out(settings) / codec.SNAPSHOT_FILE, codec.snapshot_to_doc(snap))
-    log.info(f"wrote {_out(settings) / codec.SNAPSHOT_FILE}")
+    codec.write_json(_out(settings) / stage_files.SNAPSHOT_FILE, stage_files.snapshot_to_doc(snap))
+    log.info(f"wrote {_out(settings) / stage_files.SNAPSHOT_FILE}")
     return EXIT_OK
 
 
 def _load_snapshot(settings: Settings) -> Snapshot:
-    return codec.snapshot_from_doc(codec.read_json(_out(settings) / codec.SNAPSHOT_FILE))
+    return stage_files.snapshot_from_doc(codec.read_json(_out(settings) / stage_files.SNAPSHOT_FILE))
 
 
 def _load_results(settings: Settings) -> dict[ImageRef, ScanResult]:
-    return codec.read_results(_out(settings) / codec.SCAN_FILE)
+    return stage_files.read_results(_out(settings) / stage_files.SCAN_FILE)
 
 
 def run_scan(settings: Settings, log: RunLog) -> int:
     snap = _load_snapshot(settings)
     client = None if (settings.offline or snap.source != "cluster") else _kube(settings)
     results = stage_scan(snap, settings, log, client)
-    codec.write_results(_out(settings) / codec.SCAN_FILE, results)
-    log.info(f"wrote {_out(settings) / codec.SCAN_FILE}")
+    stage_files.write_results(_out(settings) / stage_files.SCAN_FILE, results)
+    log.info(f"wrote {_out(settings) / stage_files.SCAN_FILE}")
     return EXIT_ERRORS if any(r.state.is_job_error for r in results.values()) else EXIT_OK
 
 
@@ -319,15 +319,15 @@ def run_apply(settings: Settings, log: RunLog) -> int:
     snap, results = _load_snapshot(settings), _load_results(settings)
     client = None if settings.offline else _kube(settings)
     outcome = stage_apply(snap, results, settings, log, client)
-    codec.write_json(_out(settings) / codec.APPLY_FILE, codec.outcome_to_doc(outcome))
+    codec.write_json(_out(settings) / stage_files.APPLY_FILE, stage_files.outcome_to_doc(outcome))
     line, code = recap(snap, results, outcome)
     log.recap(line)
     return code
 
 
 def _load_outcome(settings: Settings) -> ApplyOutcome | None:
-    path = _out(settings) / codec.APPLY_FILE
-    return codec.outcome_from_doc(codec.read_json(path)) if path.exists() else None
+    path = _out(settings) / stage_files.APPLY_FILE
+    return stage_files.outcome_from_doc(codec.read_json(path)) if path.exists() else None
 
 
 def run_report(settings: Settings, log: RunLog) -> int:

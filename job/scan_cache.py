@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-from job import __version__, codec
+from job import __version__, codec, stage_files
 from job.files import NotRegularFile, TooLarge, read_regular
 from job.memory import gc_paused
 from job.model import Feature, ImageRef, ScanRequest, ScanResult, ScanState, Vulnerability, VulnReport
@@ -275,10 +275,9 @@ class _Reader:
 
 def save(path: Path, entries: Mapping[ImageRef, Entry], *, key: str) -> None:
     """I/O: the file, written whole or not at all (temporary file, then rename)."""
-    with codec.atomic_open(path) as raw, gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=3, mtime=0) as gz, \
-            io.BufferedWriter(gz, buffer_size=1 << 20) as out:  # a few large writes, not one per line
+    with codec.atomic_gzip(path) as out:
         out.write(codec.encode_json({"schema": SCHEMA, "key": key, "entries": len(entries)}) + b"\n")
-        writer = codec.SharedTables(lambda line: out.write(line + b"\n"))
+        writer = stage_files.SharedTables(lambda line: out.write(line + b"\n"))
         for ref, entry in entries.items():
             r = entry.result
             report = r.report

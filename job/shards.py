@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from job import codec
+from job import codec, stage_files
 from job.errors import ConfigError
 from job.model import ApplyOutcome, ImageRef, Problem, ScanResult, Snapshot
 
@@ -50,11 +50,11 @@ def write_shard(out: Path, *, index: int, count: int, snap: Snapshot, results: d
     """The shard's stage files, then its marker (last: a marker vouches for the files)."""
     folder = shard_dir(out, index)
     (folder / MARKER_FILE).unlink(missing_ok=True)
-    codec.write_json(folder / codec.SNAPSHOT_FILE, codec.snapshot_to_doc(snap))
-    codec.write_results(folder / codec.SCAN_FILE, results)
-    codec.write_json(folder / codec.APPLY_FILE, codec.outcome_to_doc(outcome))
+    codec.write_json(folder / stage_files.SNAPSHOT_FILE, stage_files.snapshot_to_doc(snap))
+    stage_files.write_results(folder / stage_files.SCAN_FILE, results)
+    codec.write_json(folder / stage_files.APPLY_FILE, stage_files.outcome_to_doc(outcome))
     codec.write_json(folder / MARKER_FILE, {
-        "version": codec.FORMAT_VERSION, "runId": run, "shard": index, "shards": count, "exit": exit_code,
+        "version": stage_files.FORMAT_VERSION, "runId": run, "shard": index, "shards": count, "exit": exit_code,
         "finishedAt": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")})
     return folder
 
@@ -64,7 +64,7 @@ def read_marker(folder: Path) -> Marker | None:
         doc = codec.read_json(folder / MARKER_FILE)
     except ConfigError:
         return None
-    if not isinstance(doc, dict) or doc.get("version") != codec.FORMAT_VERSION:
+    if not isinstance(doc, dict) or doc.get("version") != stage_files.FORMAT_VERSION:
         return None
     try:
         return Marker(str(doc["runId"]), int(doc["shard"]), int(doc["shards"]), int(doc["exit"]),
@@ -127,9 +127,9 @@ def merge(out: Path) -> Merged:
     outcome = ApplyOutcome()
     for index in range(newest.count):
         folder = shard_dir(out, index)
-        snapshots.append(codec.snapshot_from_doc(codec.read_json(folder / codec.SNAPSHOT_FILE)))
-        results.update(codec.read_results(folder / codec.SCAN_FILE))
-        part = codec.outcome_from_doc(codec.read_json(folder / codec.APPLY_FILE))
+        snapshots.append(stage_files.snapshot_from_doc(codec.read_json(folder / stage_files.SNAPSHOT_FILE)))
+        results.update(stage_files.read_results(folder / stage_files.SCAN_FILE))
+        part = stage_files.outcome_from_doc(codec.read_json(folder / stage_files.APPLY_FILE))
         for name in ("created", "updated", "deleted", "unchanged", "kept", "unmanaged"):
             getattr(outcome, name).extend(getattr(part, name))
         outcome.failed.extend(part.failed)

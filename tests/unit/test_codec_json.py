@@ -1,4 +1,4 @@
-"""The one JSON path of the API server, registries and stage files."""
+"""The one JSON path of the API server, registries and the job's own files."""
 from __future__ import annotations
 
 import gc

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from job import codec
+from job import stage_files
 from job.errors import ConfigError
 from job.model import ScanState
 from tests.factories import make_feature, make_ref, make_result, make_vuln
@@ -57,8 +57,8 @@ def v1_lines(results: dict) -> bytes:
 @pytest.mark.parametrize("packed", [False, True])
 def test_results_read_back_are_the_results_written(tmp_path: Path, packed: bool) -> None:
     results = many_results(20)
-    codec.write_results(tmp_path / codec.SCAN_FILE, results, packed=packed)
-    written = tmp_path / (codec.SCAN_FILE + (".gz" if packed else ""))
+    stage_files.write_results(tmp_path / stage_files.SCAN_FILE, results, packed=packed)
+    written = tmp_path / (stage_files.SCAN_FILE + (".gz" if packed else ""))
     text = gzip.decompress(written.read_bytes()) if packed else written.read_bytes()
     doc = json.loads(text)
     kinds = [next(iter(item)) for item in doc["results"]]
@@ -66,7 +66,7 @@ def test_results_read_back_are_the_results_written(tmp_path: Path, packed: bool)
     assert doc["version"] == 2 and len(text.splitlines()) == len(kinds) + 2
     assert (kinds.count("advisory"), kinds.count("package"), kinds.count("result")) == (60, 21, 21)
     assert text.count(LONG.encode()) == 60  # each advisory's text once, not once per manifest
-    again = codec.read_results(tmp_path / codec.SCAN_FILE)
+    again = stage_files.read_results(tmp_path / stage_files.SCAN_FILE)
     assert again == results and list(again) == sorted(results)
     # Equal advisories and packages of different manifests are one object each, as in the run.
     firsts = [r.report.features[0] for r in again.values() if r.report is not None]
@@ -78,9 +78,9 @@ def test_equal_advisories_of_distinct_objects_are_written_once(tmp_path: Path) -
     results = {ref: make_result(ref, make_feature("openssl", "3.0.1", make_vuln("CVE-1", "High", description=LONG)))
                for ref in (ref_a, ref_b)}  # built apart: equal, not the same objects
     assert results[ref_a].report.features[0] is not results[ref_b].report.features[0]
-    codec.write_results(tmp_path / codec.SCAN_FILE, results)
-    assert (tmp_path / codec.SCAN_FILE).read_bytes().count(LONG.encode()) == 1
-    assert codec.read_results(tmp_path / codec.SCAN_FILE) == results
+    stage_files.write_results(tmp_path / stage_files.SCAN_FILE, results)
+    assert (tmp_path / stage_files.SCAN_FILE).read_bytes().count(LONG.encode()) == 1
+    assert stage_files.read_results(tmp_path / stage_files.SCAN_FILE) == results
 
 
 @pytest.mark.parametrize("layout", ["lines", "one piece"])
@@ -89,8 +89,8 @@ def test_an_older_writers_file_is_still_read(tmp_path: Path, layout: str) -> Non
     text = v1_lines(results)
     if layout == "one piece":
         text = json.dumps(json.loads(text), indent=1).encode()
-    (tmp_path / codec.SCAN_FILE).write_bytes(text)
-    again = codec.read_results(tmp_path / codec.SCAN_FILE)
+    (tmp_path / stage_files.SCAN_FILE).write_bytes(text)
+    again = stage_files.read_results(tmp_path / stage_files.SCAN_FILE)
     assert again == results
     firsts = [r.report.features[0] for r in again.values() if r.report is not None]
     assert all(f is firsts[0] for f in firsts)
@@ -105,13 +105,13 @@ def test_reading_holds_one_result_decoded_at_a_time(tmp_path: Path, version: int
     whole = len(v1_lines(results))
     assert whole > 20_000_000
     if version == 1:
-        (tmp_path / codec.SCAN_FILE).write_bytes(v1_lines(results))
+        (tmp_path / stage_files.SCAN_FILE).write_bytes(v1_lines(results))
     else:
-        codec.write_results(tmp_path / codec.SCAN_FILE, results, packed=True)
-        assert len(gzip.decompress((tmp_path / (codec.SCAN_FILE + ".gz")).read_bytes())) < whole / 20
+        stage_files.write_results(tmp_path / stage_files.SCAN_FILE, results, packed=True)
+        assert len(gzip.decompress((tmp_path / (stage_files.SCAN_FILE + ".gz")).read_bytes())) < whole / 20
     tracemalloc.start()
     try:
-        again = codec.read_results(tmp_path / codec.SCAN_FILE)
+        again = stage_files.read_results(tmp_path / stage_files.SCAN_FILE)
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
@@ -146,11 +146,11 @@ def _replace(kind: str, old: bytes, new: bytes):
     (_replace("result", b'{"result":{', b'{"result":{},"package":{'), "is not an advisory, a package or a result"),
 ])
 def test_a_damaged_file_is_one_clear_error(tmp_path: Path, damage, words: str) -> None:
-    codec.write_results(tmp_path / codec.SCAN_FILE, many_results(4))
-    lines = (tmp_path / codec.SCAN_FILE).read_bytes().split(b"\n")
-    (tmp_path / codec.SCAN_FILE).write_bytes(b"\n".join(damage(lines)))
+    stage_files.write_results(tmp_path / stage_files.SCAN_FILE, many_results(4))
+    lines = (tmp_path / stage_files.SCAN_FILE).read_bytes().split(b"\n")
+    (tmp_path / stage_files.SCAN_FILE).write_bytes(b"\n".join(damage(lines)))
     with pytest.raises(ConfigError, match=words.replace("[", r"\[").replace("]", r"\]")):
-        codec.read_results(tmp_path / codec.SCAN_FILE)
+        stage_files.read_results(tmp_path / stage_files.SCAN_FILE)
 
 
 @pytest.mark.parametrize("damage, words", [
@@ -159,6 +159,6 @@ def test_a_damaged_file_is_one_clear_error(tmp_path: Path, damage, words: str) -
 ])
 def test_a_damaged_older_file_is_one_clear_error(tmp_path: Path, damage, words: str) -> None:
     lines = v1_lines(many_results(4)).split(b"\n")
-    (tmp_path / codec.SCAN_FILE).write_bytes(b"\n".join(damage(lines)))
+    (tmp_path / stage_files.SCAN_FILE).write_bytes(b"\n".join(damage(lines)))
     with pytest.raises(ConfigError, match=words.replace("[", r"\[").replace("]", r"\]")):
-        codec.read_results(tmp_path / codec.SCAN_FILE)
+        stage_files.read_results(tmp_path / stage_files.SCAN_FILE)
