@@ -20,7 +20,7 @@ What it does:
    registry requests. After the first run, the objects are listed to count their bytes;
 5. with --baseline DIR (a checkout of the code before, e.g. `git worktree add /tmp/base 6c0c6f0`),
    runs that code's unchanged run too, on the same cluster right after ours, for before/after
-   columns and ratios;
+   columns and ratios; every run starts once the control plane is quiet (settle());
 6. times the registry part of the scan alone at several concurrencies (CPU per answer);
 7. checks the figures the issue asks for and prints them (and --json FILE).
 
@@ -115,7 +115,7 @@ class PeakRss:
 def play_child(spec_file: str) -> None:
     """One run of the play, stage by stage, as pipeline.run_play wires them; figures to a JSON file."""
     spec = json.loads(Path(spec_file).read_text())
-    from job import codec, kube, notify, pipeline
+    from job import kube, notify, pipeline, stage_files
     from job.log import RunLog
     from job.report import writer
     from job.settings import Settings
@@ -185,7 +185,7 @@ def play_child(spec_file: str) -> None:
     with stage("apply"):
         outcome = pipeline.stage_apply(snap, results, settings, log, client)
     with stage("files"):
-        codec.write_replay(settings.output_dir, snap=snap, results=results, outcome=outcome)
+        stage_files.write_replay(settings.output_dir, snap=snap, results=results, outcome=outcome)
     failed = 0
     if reports:
         with stage("report"):
@@ -552,6 +552,24 @@ def server_cpu(cp: Any) -> dict[str, float]:
     return out
 
 
+#: Before each timed run the control plane is left to finish what earlier writes started (etcd
+#: compaction, the API server's caches): until it uses less than this share of a core over
+#: SETTLE_WINDOW seconds, SETTLE_MAX seconds at most. Otherwise the run right after the first
+#: run's 10,682 creations waits on a busy API server and the next one does not.
+SETTLE_SHARE, SETTLE_WINDOW, SETTLE_MAX = 0.1, 3.0, 120.0
+
+
+def settle(cp: Any) -> float:
+    """Waits for the control plane to be quiet; returns the seconds waited."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < SETTLE_MAX:
+        before = sum(server_cpu(cp).values())
+        time.sleep(SETTLE_WINDOW)
+        if sum(server_cpu(cp).values()) - before < SETTLE_SHARE * SETTLE_WINDOW:
+            break
+    return time.monotonic() - t0
+
+
 def object_bytes(cp: Any) -> dict[str, int]:
     """The ImageManifestVulns as the API server holds them, counted as compact JSON without their
     managedFields (the server's bookkeeping, not what the job sent), page by page."""
@@ -669,7 +687,8 @@ def run_play(name: str, args: argparse.Namespace, cp: Any, registry: Registry, w
     result_file = workdir / f"{name}.result.json"
     log_file = workdir / f"{name}.log"
     spec_file.write_text(json.dumps({"settings": settings, "result": str(result_file), "log": str(log_file)}))
-    say(f"  run '{name}': the play in a new process (log: {log_file})")
+    waited = settle(cp)
+    say(f"  run '{name}': the play in a new process, the control plane quiet after {waited:.0f} s (log: {log_file})")
     servers0 = server_cpu(cp)
     env = {**os.environ, "IMVJOB_BENCH_CODE": str(code or REPO)}
     proc = subprocess.run([sys.executable, __file__, "--play", str(spec_file)], cwd=code or REPO, env=env)
@@ -689,6 +708,7 @@ def run_play(name: str, args: argparse.Namespace, cp: Any, registry: Registry, w
     result["etcd_db_bytes"] = etcd_db_bytes(cp)
     result["server_cpu_s"] = {k: servers1[k] - servers0[k] for k in servers1}
     result["name"] = name
+    result["settled_s"] = waited
     return result
 
 
