@@ -4,6 +4,7 @@ latency-bound ideal, at several concurrency settings (not a test).
     .venv/bin/python bench/bench_scan.py                        # 3,000 manifests at 8, 16, 32, 64
     .venv/bin/python bench/bench_scan.py --repeat 3 --before /tmp/before   # old code side by side
     .venv/bin/python bench/bench_scan.py --concurrency 32 --profile scan.prof.txt
+    .venv/bin/python bench/bench_scan.py --concurrency 32,64 --repeat 2 --processes 2   # split by host
 
 The registry simulator is bench_play.py's (tests/integration/registry_sim.py in a process of its
 own: --hosts Quay hosts over HTTPS, each answer delayed by --latency, serving bench/synth.py's
@@ -74,8 +75,33 @@ def scan_child(spec_file: str) -> None:
         "states": dict(Counter(r.state.value for r in results.values()))}))
 
 
+def run_split(repo: Path, refs: list, settings: dict[str, Any], workdir: Path, name: str,
+              processes: int) -> dict[str, Any]:
+    """The scan spread over `processes` scanning processes at once, the hosts dealt out among them and
+    the concurrency shared: what worker processes split by host would give (the job scans in one).
+    Wall time is the slowest process's, CPU time the sum."""
+    hosts = sorted({ref[0] for ref in refs})
+    share = {key: max(1, value // processes) for key, value in settings.items() if key == "registry_concurrency"}
+    children = []
+    for k in range(processes):
+        mine = [ref for ref in refs if hosts.index(ref[0]) % processes == k]
+        spec_file, result_file = workdir / f"{name}-{k}.spec.json", workdir / f"{name}-{k}.json"
+        spec_file.write_text(json.dumps({"repo": str(repo), "refs": mine, "settings": settings | share,
+                                         "result": str(result_file), "ready": False}))
+        children.append((subprocess.Popen([sys.executable, __file__, "--scan-child", str(spec_file)], cwd=repo),
+                         result_file))
+    if any(child.wait() != 0 for child, _ in children):
+        raise RuntimeError("a scanning process failed")
+    parts = [json.loads(result_file.read_text()) for _, result_file in children]
+    return {"wall_s": max(p["wall_s"] for p in parts), "cpu_s": sum(p["cpu_s"] for p in parts),
+            "manifests": sum(p["manifests"] for p in parts),
+            "states": dict(sum((Counter(p["states"]) for p in parts), Counter()))}
+
+
 def run_scan(repo: Path, refs: list, settings: dict[str, Any], workdir: Path, name: str,
-             profile: Path | None = None) -> dict[str, Any]:
+             profile: Path | None = None, processes: int = 1) -> dict[str, Any]:
+    if processes > 1:
+        return run_split(repo, refs, settings, workdir, name, processes)
     spec_file, result_file = workdir / f"{name}.spec.json", workdir / f"{name}.json"
     spec_file.write_text(json.dumps({"repo": str(repo), "refs": refs, "settings": settings,
                                      "result": str(result_file), "ready": profile is not None}))
@@ -148,6 +174,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1, help="runs per side and concurrency (default 1)")
     parser.add_argument("--before", type=Path, help="a checkout of the old code to measure side by side")
     parser.add_argument("--profile", type=Path, help="write a py-spy profile summary of one scan to this file")
+    parser.add_argument("--processes", type=int, default=1,
+                        help="spread each scan over this many processes, the hosts dealt out among them and the "
+                             "concurrency shared (what worker processes would give; the job scans in one)")
     parser.add_argument("--plain-http", action="store_true", help="registry over plain HTTP instead of HTTPS")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--json", type=Path, help="write every figure to this JSON file")
@@ -188,7 +217,8 @@ def main() -> None:
                 for side, repo in (sides if round_ % 2 == 0 else sides[::-1]):
                     registry.command("reset")
                     sim_cpu = process_cpu(registry.proc.pid)
-                    r = run_scan(repo, refs, base | _concurrency(c, args), workdir, f"{side}-{c}-{round_}")
+                    r = run_scan(repo, refs, base | _concurrency(c, args), workdir, f"{side}-{c}-{round_}",
+                                 processes=args.processes)
                     sim_cpu = process_cpu(registry.proc.pid) - sim_cpu
                     stats = registry.command("stats")
                     r.update(side=side, registry_cpu_s=sim_cpu, concurrency=c, round=round_, ideal_s=len(refs) / c * args.latency,
@@ -224,8 +254,9 @@ def report(runs: list[dict[str, Any]], sides: list[tuple[str, Path]], concurrenc
     by: dict[tuple[str, int], list[dict[str, Any]]] = defaultdict(list)
     for r in runs:
         by[r["side"], r["concurrency"]].append(r)
+    spread = f", each scan spread over {args.processes} processes" if args.processes > 1 else ""
     print(f"\nthe registry part of the scan alone ({args.manifests:,} manifests, {args.latency * 1000:.0f} ms, "
-          f"{args.hosts} hosts, {args.repeat} run(s) each; ranges are min-max):")
+          f"{args.hosts} hosts{spread}, {args.repeat} run(s) each; ranges are min-max):")
     print(f"  {'side':<7}{'conc':>5}{'wall s':>13}{'CPU s':>13}{'CPU/answer ms':>16}{'wall/ideal':>13}"
           f"{'sim CPU s':>11}{'in flight':>11}  targets")
     checks = []
