@@ -23,6 +23,8 @@ from job.report.view import SEVERITIES_DESC, Counts, ReportContext, WorkloadItem
 
 #: Excel keeps at most this many hyperlinks per sheet; rows past it show the URL as text.
 MAX_LINKS_PER_SHEET = 65_000
+#: Excel's longest hyperlink address; a longer one (a registry may send any) is shown as text.
+MAX_LINK_CHARS = 2_079
 #: Data rows per sheet (Excel's limit is 1,048,576 rows with the header); more go to "Name (2)" ...
 MAX_ROWS_PER_SHEET = 1_048_575
 _LIST_LIMIT = 30  # names listed in one cell before "(+N more)"
@@ -60,10 +62,13 @@ class _Sheet:
         return Styled(name, style) if style is not None else (name or None)
 
     def link(self, url: str, label: str = "") -> Any:
-        """A hyperlink cell for an http(s) URL (plain text once the sheet's hyperlinks run out)."""
+        """A hyperlink cell for an http(s) URL (plain text once the sheet's hyperlinks run out, or for a
+        URL longer than Excel takes)."""
         url = safe_link(url)
         if not url:
             return label or None
+        if len(url) > MAX_LINK_CHARS:
+            return label or url
         return Styled(label or url, self._link, url)
 
     def date(self, value: dt.datetime | None) -> Any:
@@ -187,7 +192,7 @@ def _summary(book: Package, ctx: ReportContext) -> None:
     add(["Note", f"Vulnerabilities are the entries of the scanned images (as in ImageManifestVulns); each image is "
                  f"counted once in the cluster totals. Findings are workload × vulnerability (new, resolved, "
                  f"overdue). Hyperlinks stop after {MAX_LINKS_PER_SHEET:,} per sheet (Excel's limit); "
-                 f"later rows show the URL as text."])
+                 f"later rows, and URLs over {MAX_LINK_CHARS:,} characters, show the URL as text."])
     sheet.close()
 
 

@@ -135,6 +135,19 @@ def test_sheets_continue_when_full_and_links_stop_at_the_budget(monkeypatch):
     assert advisories[2].value == "https://access.redhat.com/security/cve/CVE-2"
 
 
+def test_a_link_longer_than_excel_takes_is_text_not_a_hyperlink():
+    # Excel refuses a workbook with a hyperlink address over 2,079 characters; a registry may send any.
+    at_most = "https://example.com/a?" + "x" * (xlsx_module.MAX_LINK_CHARS - 22)
+    longer = at_most + "y"
+    snap = make_snapshot([make_pod("shop", "web-1", WEB)])
+    feature = make_feature("openssl", "1", make_vuln("CVE-1", "High", link=at_most),
+                           make_vuln("CVE-2", "High", link=longer))
+    wb, _ = workbook_of(snap, {WEB: make_result(WEB, feature)})
+    advisories = {r["Vulnerability"]: c for r, c in zip(rows(wb["Vulnerabilities"]), wb["Vulnerabilities"]["L"][1:])}
+    assert len(at_most) == 2_079 and advisories["CVE-1"].hyperlink.target == at_most
+    assert advisories["CVE-2"].value == longer and advisories["CVE-2"].hyperlink is None
+
+
 @pytest.mark.parametrize("text", ["=1+1", "+1", "-1", "@A1", "\tx", "\rx", "#N/A"])
 def test_text_that_a_spreadsheet_would_read_as_a_formula_is_stored_as_quoted_text(text):
     snap = make_snapshot([make_pod("shop", "web-1", WEB)])
