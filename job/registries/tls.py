@@ -21,7 +21,6 @@ from urllib3.util.ssl_ import create_urllib3_context
 
 from job.certs import read_extra_certs
 
-_PEM_SUFFIXES = (".crt", ".pem")
 _SYSTEM_BUNDLES = ("/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt",
                    "/etc/ssl/cert.pem", "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem")
 
