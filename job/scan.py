@@ -83,7 +83,7 @@ class _Cache:
     """The scan cache of this run (job.scan_cache), read before the scan and written after it."""
 
     def __init__(self, settings: Settings, snap: Snapshot, shard: tuple[int, int] | None, log: RunLog) -> None:
-        self.path = scan_cache.path_for(settings.output_dir, shard)
+        self.path, self.shard = scan_cache.path_for(settings.output_dir, shard), shard
         self.key = scan_cache.fingerprint(settings, cluster=snap.cluster)
         self.rescan_after = settings.rescan_after * 3600
         self.now = time.time()  # before asking: an answer is never younger than the cache says
@@ -100,6 +100,7 @@ class _Cache:
 
     def save(self, reused: dict[ImageRef, scan_cache.Entry], answered: dict[ImageRef, ScanResult]) -> None:
         entries = scan_cache.next_entries(reused, answered, fetched_at=self.now)
+        scan_cache.forget_other_layouts(self.path.parent, self.shard)
         try:
             scan_cache.save(self.path, entries, key=self.key)
         except OSError as exc:

@@ -13,10 +13,12 @@ another cluster or other registry settings (`fingerprint`).
 """
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import io
 import math
+import re
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -117,6 +119,21 @@ def fingerprint(settings: Settings, *, cluster: str) -> str:
 def path_for(out: Path, shard: tuple[int, int] | None) -> Path:
     """One file per shard: each shard asks about its own manifests only."""
     return out / (FILE if shard is None else f"scan-cache.shard-{shard[0]}-of-{shard[1]}.json.gz")
+
+
+_NAME = re.compile(r"scan-cache(?:\.shard-\d+-of-(\d+))?\.json\.gz")
+
+
+def forget_other_layouts(out: Path, shard: tuple[int, int] | None) -> None:
+    """I/O: removes the files of another shard layout (unsharded, or another shard count). No run
+    of this layout rewrites them, so, were the layout to come back, one could answer for a manifest
+    that has left the cluster since. Without them, those manifests are only asked about again."""
+    count = None if shard is None else str(shard[1])
+    for path in out.glob("scan-cache*.json.gz"):
+        match = _NAME.fullmatch(path.name)
+        if match and match.group(1) != count:
+            with contextlib.suppress(OSError):
+                path.unlink()
 
 
 # --- the file --------------------------------------------------------------------------------------

@@ -137,3 +137,24 @@ def test_a_frequent_run_applies_but_leaves_the_reports_to_the_full_runs(cluster:
     code, _ = _online(cluster, sim_ca[1])
     assert code == 0 and _asked(sim) == []
     assert json.loads((out / "summary.json").read_text()) != json.loads(summary)
+
+
+def test_a_cache_of_another_shard_layout_never_answers_for_a_manifest_gone_since(cluster: Cluster, sims,  # noqa: F811
+                                                                                 sim_ca):  # noqa: F811
+    sim, role = _web_running(cluster, sims)
+    a, _ = cluster.namespaces
+    role.reports[DB] = _answer("CVE-2024-3", "Low", "")
+    cluster.run_pod(a, "db-1", {"db": f"{sim.host}/shop/db@{DB}"})
+    assert _online(cluster, sim_ca[1])[0] == 0 and _asked(sim) == sorted([DB, WEB])
+    out = cluster.tmp / "out"
+    assert (out / scan_cache.FILE).exists()
+
+    # db-1 stops while the job runs in two shards: the unsharded cache, which still holds DB, goes.
+    cluster.delete_pod(a, "db-1")
+    assert [_online(cluster, sim_ca[1], shard=f"{i}/2")[0] for i in (0, 1)] == [0, 0] and _asked(sim) == [WEB]
+    assert sorted(p.name for p in out.glob("scan-cache*")) == [f"scan-cache.shard-{i}-of-2.json.gz" for i in (0, 1)]
+
+    # DB runs again and the job is unsharded again: asked about, not answered from before it left.
+    cluster.run_pod(a, "db-2", {"db": f"{sim.host}/shop/db@{DB}"})
+    assert _online(cluster, sim_ca[1])[0] == 0 and DB in _asked(sim)
+    assert sorted(p.name for p in out.glob("scan-cache*")) == [scan_cache.FILE]
