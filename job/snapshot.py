@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import fnmatch
-from concurrent.futures import ThreadPoolExecutor
+import threading
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
 
@@ -239,18 +239,36 @@ def take(client: Cluster, settings: Settings, log: RunLog) -> Snapshot:
 _END = object()
 
 
+class _NextPage(threading.Thread):
+    """The next page, asked for on a daemon thread: an interrupted run (Ctrl-C) exits without waiting
+    for a page the API server is slow to send (a pool's worker would be joined at exit)."""
+
+    def __init__(self, pages: Iterator[list[dict]]) -> None:
+        super().__init__(name="pod-pages", daemon=True)
+        self.pages, self.page, self.error = pages, _END, None
+        self.start()
+
+    def run(self) -> None:
+        try:
+            self.page = next(self.pages, _END)
+        except BaseException as exc:  # noqa: BLE001 - raised where the page would have come
+            self.error = exc
+
+    def result(self) -> Any:
+        self.join()
+        if self.error is not None:
+            raise self.error
+        return self.page
+
+
 def one_page_ahead(pages: Iterable[list[dict]]) -> Iterator[list[dict]]:
     """The pages of a LIST, the next one asked for (and decoded) on a thread of its own while the
     caller parses this one, so that the API server prepares and sends it meanwhile. One page
     ahead at most: no more than two pages of JSON are held at a time. A page that cannot be had
-    raises its error here, where that page would have come, as the LIST itself does."""
+    raises its error here, where that page would have come, as the LIST itself does. A caller
+    that stops early does not wait for the page on its way, and no other is asked for."""
     pages = iter(pages)
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pod-pages")
-    try:
-        ahead = pool.submit(next, pages, _END)
-        while (page := ahead.result()) is not _END:
-            ahead = pool.submit(next, pages, _END)
-            yield page
-    finally:
-        # A caller that stops early does not wait for the page on its way, and no other is asked for.
-        pool.shutdown(wait=False, cancel_futures=True)
+    ahead = _NextPage(pages)
+    while (page := ahead.result()) is not _END:
+        ahead = _NextPage(pages)
+        yield page
