@@ -152,6 +152,8 @@ def test_ctrl_c_while_a_page_is_on_its_way_exits_without_waiting_for_it(tmp_path
     script.write_text(
         "import os, signal, sys, threading\n"
         "from job.snapshot import one_page_ahead\n"
+        "# As in a terminal: a process started in the background (nohup, &) inherits SIGINT ignored.\n"
+        "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
         "stalled = threading.Event()\n"
         "def pages():\n"
         "    yield [0]\n"
