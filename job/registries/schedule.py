@@ -5,13 +5,36 @@ worker thread ever sits blocked behind one busy host while others wait in the qu
 """
 from __future__ import annotations
 
+import queue
 import threading
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, Generic, Sequence, TypeVar
+from typing import Any, Callable, Generic, Sequence, TypeVar
 
 T = TypeVar("T")
 R = TypeVar("R")
+
+
+class _Workers:
+    """Daemon worker threads: an interrupted run (Ctrl-C) exits without waiting for the requests in
+    flight, which a ThreadPoolExecutor's workers, joined at exit, would make it do."""
+
+    def __init__(self, count: int) -> None:
+        self.jobs: queue.SimpleQueue[Callable[[], Any] | None] = queue.SimpleQueue()
+        self.count = count
+        for n in range(count):
+            threading.Thread(target=self._serve, name=f"registry_{n}", daemon=True).start()
+
+    def _serve(self) -> None:
+        while (job := self.jobs.get()) is not None:
+            job()
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> None:
+        self.jobs.put(lambda: fn(*args))
+
+    def close(self) -> None:
+        """Each worker ends once the job at hand, if any, is done."""
+        for _ in range(self.count):
+            self.jobs.put(None)
 
 
 class _Lanes(Generic[T]):
@@ -56,7 +79,7 @@ def run_in_lanes(items: Sequence[T], *, lane_of: Callable[[T], str], work: Calla
             running -= 1
             cond.notify()
 
-    def start_what_fits(pool: ThreadPoolExecutor) -> None:
+    def start_what_fits(pool: _Workers) -> None:
         nonlocal running
         progressed = True
         while progressed and running < total_bound:
@@ -73,7 +96,8 @@ def run_in_lanes(items: Sequence[T], *, lane_of: Callable[[T], str], work: Calla
                     progressed = True
             lanes.cursor = (lanes.cursor + 1) % max(1, len(lanes.order))
 
-    with ThreadPoolExecutor(max_workers=min(total_bound, max(1, len(items))), thread_name_prefix="registry") as pool:
+    pool = _Workers(min(total_bound, max(1, len(items))))
+    try:
         while left:
             with cond:
                 if not errors:
@@ -88,5 +112,7 @@ def run_in_lanes(items: Sequence[T], *, lane_of: Callable[[T], str], work: Calla
                 on_result(item, result)
             if stop:
                 break
+    finally:
+        pool.close()
     if errors:
         raise errors[0]
