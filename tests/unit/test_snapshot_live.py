@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import gc
 import io
+import textwrap
 import threading
-from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import pytest
@@ -16,6 +16,7 @@ from job.errors import KubeError
 from job.log import RunLog
 from job.settings import Settings
 from job.snapshot import one_page_ahead, take
+from tests.interrupts import run_interrupted
 
 D = "sha256:" + "ab" * 32
 
@@ -143,36 +144,18 @@ def test_no_collection_runs_while_pods_are_listed_and_the_collector_is_on_again_
 def test_ctrl_c_while_a_page_is_on_its_way_exits_without_waiting_for_it(tmp_path) -> None:
     """Ctrl-C (a real SIGINT) while the API server is slow to send the next page: the job exits
     at once, as `imvjob` does on an interrupt, not once that page has come (here: never)."""
-    import os
-    import signal
-    import subprocess
-    import sys
-
-    script = tmp_path / "interrupted.py"
-    script.write_text(
-        "import os, signal, sys, threading\n"
-        "from job.snapshot import one_page_ahead\n"
-        "# As in a terminal: a process started in the background (nohup, &) inherits SIGINT ignored.\n"
-        "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
-        "stalled = threading.Event()\n"
-        "def pages():\n"
-        "    yield [0]\n"
-        "    stalled.wait()  # the API server never sends page 1\n"
-        "    yield [1]\n"
-        "try:\n"
-        "    for page in one_page_ahead(pages()):\n"
-        "        print('page', page, flush=True)\n"
-        "        os.kill(os.getpid(), signal.SIGINT)\n"
-        "        threading.Event().wait(30)\n"
-        "except KeyboardInterrupt:\n"
-        "    print('interrupted', flush=True)\n"
-        "    sys.exit(130)\n")
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
-    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True, env=env)
-    try:
-        out, _ = proc.communicate(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.send_signal(signal.SIGKILL)
-        proc.communicate()
-        pytest.fail("the interrupted process waited for the page that never came")
-    assert (proc.returncode, out.split()) == (130, ["page", "[0]", "interrupted"])
+    body = textwrap.dedent("""\
+        from job.snapshot import one_page_ahead
+        stalled = threading.Event()
+        def pages():
+            yield [0]
+            stalled.wait()  # the API server never sends page 1
+            yield [1]
+        def main():
+            for page in one_page_ahead(pages()):
+                print('page', page, flush=True)
+                os.kill(os.getpid(), signal.SIGINT)
+                threading.Event().wait(30)
+    """)
+    assert run_interrupted(tmp_path, body, waiting_for="the page that never came") == (
+        130, ["page", "[0]", "interrupted"])

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import random
+import textwrap
 import threading
 import time
 from collections import Counter
@@ -13,6 +14,7 @@ from job.registries.breaker import HostBreaker
 from job.registries.retry import backoff_delay, is_retryable
 from job.retry_after import parse_retry_after
 from job.registries.schedule import run_in_lanes
+from tests.interrupts import run_interrupted
 
 
 @pytest.mark.parametrize("status, retried", [(200, False), (404, False), (401, False), (429, True), (500, True),
@@ -148,38 +150,19 @@ def test_no_items_is_nothing_to_do():
 def test_ctrl_c_does_not_wait_for_the_requests_in_flight(tmp_path):
     """Ctrl-C (a real SIGINT) while a registry is slow to answer: the job exits at once, as `imvjob`
     does on an interrupt, not once that request ends (here: never)."""
-    import os
-    import signal
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    script = tmp_path / "interrupted.py"
-    script.write_text(
-        "import os, signal, sys, threading\n"
-        "from job.registries.schedule import run_in_lanes\n"
-        "# As in a terminal: a process started in the background (nohup, &) inherits SIGINT ignored.\n"
-        "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
-        "stalled = threading.Event()\n"
-        "def work(item):\n"
-        "    if item == 'slow':\n"
-        "        stalled.wait()  # the registry never answers\n"
-        "    return item\n"
-        "def on_result(item, result):\n"
-        "    print('answered', item, flush=True)\n"
-        "    os.kill(os.getpid(), signal.SIGINT)\n"
-        "try:\n"
-        "    run_in_lanes(['slow', 'fast'], lane_of=str, work=work, total_bound=2, lane_bound=1,\n"
-        "                 on_result=on_result)\n"
-        "except KeyboardInterrupt:\n"
-        "    print('interrupted', flush=True)\n"
-        "    sys.exit(130)\n")
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[3])}
-    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True, env=env)
-    try:
-        out, _ = proc.communicate(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.send_signal(signal.SIGKILL)
-        proc.communicate()
-        pytest.fail("the interrupted process waited for the request that never ended")
-    assert (proc.returncode, out.split()) == (130, ["answered", "fast", "interrupted"])
+    body = textwrap.dedent("""\
+        from job.registries.schedule import run_in_lanes
+        stalled = threading.Event()
+        def work(item):
+            if item == 'slow':
+                stalled.wait()  # the registry never answers
+            return item
+        def on_result(item, result):
+            print('answered', item, flush=True)
+            os.kill(os.getpid(), signal.SIGINT)
+        def main():
+            run_in_lanes(['slow', 'fast'], lane_of=str, work=work, total_bound=2, lane_bound=1,
+                         on_result=on_result)
+    """)
+    assert run_interrupted(tmp_path, body, waiting_for="the request that never ended") == (
+        130, ["answered", "fast", "interrupted"])
