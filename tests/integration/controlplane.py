@@ -443,7 +443,8 @@ class ControlPlane:
         if not self.audit_log.exists():
             return []
         with self.audit_log.open() as f:
-            return [json.loads(line) for line in f if line.strip()]
+            # The API server may be writing the last line as it is read: only whole lines count.
+            return [json.loads(line) for line in f if line.endswith("\n") and line.strip()]
 
     def _mkdir(self, name: str) -> Path:
         path = self.workdir / name
