@@ -133,8 +133,8 @@ def write_results(path: Path, results: dict[ImageRef, ScanResult], *, packed: bo
 #: scan.json's head. Version 1 (before the advisories and packages had lines of their own) is
 #: still read: a result a line, or in one piece.
 _SCAN_HEAD = {"version": 2}
-_SCAN_LINES = b'{"version":2,"results":[\n'
-_SCAN_LINES_V1 = b'{"version":1,"results":[\n'
+# The first line of each layout written a line at a time, as _ItemLines writes it.
+_SCAN_LINES, _SCAN_LINES_V1 = (encode_json(head)[:-1] + b',"results":[\n' for head in (_SCAN_HEAD, {"version": 1}))
 
 
 class _ItemLines:
@@ -269,16 +269,11 @@ class _ResultTables:
         if wrong:
             raise _damaged(SCAN_FILE, wrong)
         if kind == "advisory":
-            self.advisories.append(Vulnerability(
-                name=doc["name"], severity=doc["severity"], namespace_name=doc["ns"], description=doc["description"],
-                link=doc["link"], fixed_by=doc["fixedBy"], metadata=doc["metadata"], cvss_score=doc["cvss"],
-                cvss_vector=doc["vector"]))
+            self.advisories.append(_advisory_of(doc))
             return None
         if kind == "package":
-            self.packages.append(Feature(
-                name=doc["name"], version=doc["version"], version_format=doc["format"], namespace_name=doc["ns"],
-                added_by=doc["addedBy"], base_scores=tuple(doc["baseScores"]), cve_ids=tuple(doc["cveIds"]),
-                vulnerabilities=self._named(self.advisories, doc["vulnerabilities"], f"{where}.vulnerabilities")))
+            self.packages.append(_package_of(doc, self._named(self.advisories, doc["vulnerabilities"],
+                                                              f"{where}.vulnerabilities")))
             return None
         report = doc["report"]
         ref = _ref(doc["ref"])
@@ -315,10 +310,7 @@ def _feature(f: dict[str, Any], shared: dict[Any, Any]) -> Feature:
            tuple(f["cveIds"]), tuple(map(id, vulns)))  # the advisories are shared already: by identity
     found = shared.get(key)
     if found is None:
-        found = shared[key] = Feature(name=f["name"], version=f["version"], version_format=f["format"],
-                                      namespace_name=f["ns"], added_by=f["addedBy"],
-                                      base_scores=tuple(f["baseScores"]), cve_ids=tuple(f["cveIds"]),
-                                      vulnerabilities=vulns)
+        found = shared[key] = _package_of(f, vulns)
     return found
 
 
@@ -332,10 +324,22 @@ def _vulnerability(v: dict[str, Any], shared: dict[Any, Any]) -> Vulnerability:
            v["vector"], meta_key)
     found = shared.get(key)
     if found is None:
-        found = shared[key] = Vulnerability(name=v["name"], severity=v["severity"], namespace_name=v["ns"],
-                                            description=v["description"], link=v["link"], fixed_by=v["fixedBy"],
-                                            metadata=metadata, cvss_score=v["cvss"], cvss_vector=v["vector"])
+        found = shared[key] = _advisory_of(v)
     return found
+
+
+def _advisory_of(doc: dict[str, Any]) -> Vulnerability:
+    """An advisory of scan.json, either layout (the twin of _vuln_doc)."""
+    return Vulnerability(name=doc["name"], severity=doc["severity"], namespace_name=doc["ns"],
+                         description=doc["description"], link=doc["link"], fixed_by=doc["fixedBy"],
+                         metadata=doc["metadata"], cvss_score=doc["cvss"], cvss_vector=doc["vector"])
+
+
+def _package_of(doc: dict[str, Any], advisories: tuple[Vulnerability, ...]) -> Feature:
+    """A package of scan.json, either layout, with its advisories (the twin of _package_doc)."""
+    return Feature(name=doc["name"], version=doc["version"], version_format=doc["format"], namespace_name=doc["ns"],
+                   added_by=doc["addedBy"], base_scores=tuple(doc["baseScores"]), cve_ids=tuple(doc["cveIds"]),
+                   vulnerabilities=advisories)
 
 
 def outcome_to_doc(outcome: ApplyOutcome) -> dict[str, Any]:
