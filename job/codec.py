@@ -17,6 +17,7 @@ from typing import IO, Any, Iterator
 import orjson
 
 from job.errors import ConfigError
+from job.files import NotRegularFile, TooLarge, open_regular, read_capped, read_regular
 from job.memory import gc_paused
 
 
@@ -130,14 +131,60 @@ def newest(path: Path) -> Path:
     return path
 
 
+#: Bounds of reading the files of an earlier run (the stage files, the last summary.json). 50,000
+#: pods write a snapshot.json of some 30 MB; a run that wrote more than these could not have held
+#: it. A FIFO, /dev/zero, a sparse or a planted file, or a gzip bomb of a few MB is one clear
+#: error: never a run that waits for ever, or is killed for its memory.
+MAX_STAGE_TEXT_BYTES = 256 << 20
+#: scan.json, read a line at a time: an advisory, a package or a result (version 1: a result with
+#: its packages written out).
+MAX_STAGE_LINE_BYTES = 64 << 20
+
+
+@contextlib.contextmanager
+def open_stage_file(path: Path) -> Iterator[IO[bytes]]:
+    """I/O: a file of an earlier run, unzipped as it is read when gzipped. Raises NotRegularFile."""
+    with open_regular(path) as fh:
+        if path.suffix != ".gz":
+            yield fh
+            return
+        with gzip.GzipFile(fileobj=fh, mode="rb") as unzipped:
+            yield unzipped
+
+
+def stage_file_error(path: Path, exc: BaseException) -> ConfigError:
+    """The one error line for a file of an earlier run that cannot be read."""
+    if isinstance(exc, FileNotFoundError):
+        return ConfigError(f"{path} does not exist; run the stage that writes it first")
+    if isinstance(exc, NotRegularFile):
+        return ConfigError(f"{path} is {exc.kind}, not a file; run the stage that writes it again")
+    if isinstance(exc, TooLarge):
+        unzipped = " unzipped" if path.suffix == ".gz" else ""
+        return ConfigError(f"{path} holds {exc}{unzipped}, more than a run writes; run the stage that writes it again")
+    return ConfigError(f"cannot read {path}: {str(exc)[:200]}")
+
+
+#: A small state file of an earlier run (metrics', webhooks'): a few kB.
+MAX_STATE_BYTES = 1 << 20
+
+
+def read_state_json(path: Path) -> Any:
+    """I/O: a small state file of an earlier run as JSON; None when there is none, or it is not a
+    regular file, larger than MAX_STATE_BYTES or not JSON: every run reads it, and none must wait
+    for a FIFO or fill its memory with what it cannot use anyway."""
+    try:
+        return decode_json(read_regular(path, max_bytes=MAX_STATE_BYTES))
+    except (OSError, ValueError, NotRegularFile, TooLarge):
+        return None
+
+
 def read_json(path: Path) -> Any:
     """A JSON file, or its gzipped twin `path`.gz (a whole run's stage files) when that is newer."""
     path = newest(path)
     try:
-        if path.suffix == ".gz":
-            return decode_json(gzip.decompress(path.read_bytes()))
-        return decode_json(path.read_bytes())
-    except FileNotFoundError as exc:
-        raise ConfigError(f"{path} does not exist; run the stage that writes it first") from exc
-    except (OSError, ValueError, EOFError, zlib.error) as exc:  # a damaged file, a gzip cut short
-        raise ConfigError(f"cannot read {path}: {str(exc)[:200]}") from exc
+        with open_stage_file(path) as fh:
+            data = read_capped(fh, max_bytes=MAX_STAGE_TEXT_BYTES)
+        return decode_json(data)
+    # A damaged file, a gzip cut short, a FIFO, more than the bound.
+    except (OSError, ValueError, EOFError, zlib.error, NotRegularFile, TooLarge) as exc:
+        raise stage_file_error(path, exc) from exc

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Callable, Iterable, Mapping
 from prometheus_client import CollectorRegistry, Gauge
 from prometheus_client.exposition import push_to_gateway, pushadd_to_gateway, write_to_textfile
 
-from job.codec import write_file
+from job.codec import read_state_json, write_file
 from job.log import RunLog
 from job.model import SEVERITIES, SEVERITY_RANK
 from job.settings import Settings, read_secret
@@ -209,10 +209,9 @@ def _yes(value: bool) -> str:
 def read_state(out_dir: Path) -> dict[str, int]:
     """The previous run's consecutive erroring runs per host; {} when unknown or unreadable."""
     try:
-        data = json.loads((out_dir / STATE_FILE).read_text(encoding="utf-8"))
-        runs = data["registry_failing_runs"]
+        runs = read_state_json(out_dir / STATE_FILE)["registry_failing_runs"]
         return {str(k): int(v) for k, v in runs.items()} if isinstance(runs, dict) else {}
-    except (OSError, ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError):
         return {}
 
 

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from job import __version__, codec, stage_files
-from job.files import NotRegularFile, TooLarge, read_regular
+from job.files import NotRegularFile, TooLarge, capped_lines, read_regular
 from job.memory import gc_paused
 from job.model import Feature, ImageRef, ScanRequest, ScanResult, ScanState, Vulnerability, VulnReport
 from job.settings import Settings
@@ -212,33 +212,26 @@ class _Reader:
 
     def read(self, data: bytes, *, key: str) -> dict[ImageRef, Entry]:
         text = gzip.GzipFile(fileobj=io.BytesIO(data), mode="rb")
-        head = codec.decode_json(self._line(text) or b"null")
-        if not isinstance(head, dict) or head.get("schema") != SCHEMA:
-            raise Unusable(f"it is not of this version's schema ({SCHEMA})")
-        if head.get("key") != key:
-            raise Unusable("it was written for another cluster, job version or registry settings")
-        size = 0
-        while line := self._line(text):
-            size += len(line)
-            if size > MAX_TEXT_BYTES:
-                raise Unusable(f"it holds more than {MAX_TEXT_BYTES >> 20} MiB unzipped")
-            item = codec.decode_json(line)
-            if not isinstance(item, dict):
-                raise _damaged("a line is not an object")
-            if "advisory" in item:
-                self.advisories.append(self._advisory(item["advisory"]))
-            elif "package" in item:
-                self.packages.append(self._package(item["package"]))
-            else:
-                self._entry(item)
+        lines = capped_lines(text, max_line=MAX_LINE_BYTES, max_total=MAX_TEXT_BYTES)
+        try:
+            head = codec.decode_json(next(lines, b"null"))
+            if not isinstance(head, dict) or head.get("schema") != SCHEMA:
+                raise Unusable(f"it is not of this version's schema ({SCHEMA})")
+            if head.get("key") != key:
+                raise Unusable("it was written for another cluster, job version or registry settings")
+            for line in lines:
+                item = codec.decode_json(line)
+                if not isinstance(item, dict):
+                    raise _damaged("a line is not an object")
+                if "advisory" in item:
+                    self.advisories.append(self._advisory(item["advisory"]))
+                elif "package" in item:
+                    self.packages.append(self._package(item["package"]))
+                else:
+                    self._entry(item)
+        except TooLarge as exc:
+            raise Unusable(f"it holds {exc} unzipped") from None
         return self.entries
-
-    @staticmethod
-    def _line(text: gzip.GzipFile) -> bytes:
-        line = text.readline(MAX_LINE_BYTES + 1)
-        if len(line) > MAX_LINE_BYTES:
-            raise Unusable(f"a line is larger than {MAX_LINE_BYTES >> 20} MiB")
-        return line
 
     @staticmethod
     def _advisory(doc: Any) -> Vulnerability:

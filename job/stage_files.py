@@ -6,14 +6,15 @@
 """
 from __future__ import annotations
 
-import gzip
 import zlib
 from pathlib import Path
-from typing import IO, Any, Callable, Iterable
+from typing import IO, Any, Callable, Iterable, Iterator
 
 import orjson
 
-from job.codec import atomic_gzip, atomic_open, decode_json, encode_json, newest, read_json, write_json
+from job.codec import (MAX_STAGE_LINE_BYTES, MAX_STAGE_TEXT_BYTES, atomic_gzip, atomic_open, decode_json, encode_json,
+                       newest, open_stage_file, read_json, stage_file_error, write_json)
+from job.files import NotRegularFile, TooLarge, capped_lines
 from job.errors import ConfigError
 from job.model import (ApplyOutcome, Container, ContainerKind, Feature, ImageRef, Namespace, Pod, Problem,
                        ScanResult, ScanState, Snapshot, Vulnerability, VulnReport, Workload)
@@ -134,7 +135,8 @@ def write_results(path: Path, results: dict[ImageRef, ScanResult], *, packed: bo
 #: still read: a result a line, or in one piece.
 _SCAN_HEAD = {"version": 2}
 # The first line of each layout written a line at a time, as _ItemLines writes it.
-_SCAN_LINES, _SCAN_LINES_V1 = (encode_json(head)[:-1] + b',"results":[\n' for head in (_SCAN_HEAD, {"version": 1}))
+SCAN_HEAD_LINE, _SCAN_LINES_V1 = (encode_json(head)[:-1] + b',"results":[\n' for head in (_SCAN_HEAD, {"version": 1}))
+assert len(SCAN_HEAD_LINE) == len(_SCAN_LINES_V1)
 
 
 class _ItemLines:
@@ -209,29 +211,29 @@ def read_results(path: Path) -> dict[ImageRef, ScanResult]:
     result a line with its packages written out, or in one piece)."""
     path = newest(path)
     try:
-        with (gzip.open(path, "rb") if path.suffix == ".gz" else path.open("rb")) as fh:
-            head = fh.readline()
-            if head == _SCAN_LINES:
-                return _read_result_lines(fh, _ResultTables().add)
+        with open_stage_file(path) as fh:
+            head = fh.readline(len(SCAN_HEAD_LINE))  # the heads are of one length
+            lines = capped_lines(fh, max_line=MAX_STAGE_LINE_BYTES, max_total=MAX_STAGE_TEXT_BYTES)
+            if head == SCAN_HEAD_LINE:
+                return _read_result_lines(lines, _ResultTables().add)
             if head == _SCAN_LINES_V1:
                 shared: dict[Any, Any] = {}
-                return _read_result_lines(fh, lambda item, where: _v1_result(item, where, shared))
+                return _read_result_lines(lines, lambda item, where: _v1_result(item, where, shared))
         return results_from_doc(read_json(path))
-    except FileNotFoundError as exc:
-        raise ConfigError(f"{path} does not exist; run the stage that writes it first") from exc
-    except (OSError, ValueError, EOFError, zlib.error) as exc:  # a damaged file, a gzip cut short
-        raise ConfigError(f"cannot read {path}: {str(exc)[:200]}") from exc
+    # A damaged file, a gzip cut short, a FIFO, more than the bounds.
+    except (OSError, ValueError, EOFError, zlib.error, NotRegularFile, TooLarge) as exc:
+        raise stage_file_error(path, exc) from exc
 
 
-def _read_result_lines(fh: IO[bytes], take: Callable[[Any, str], ScanResult | None]
+def _read_result_lines(lines: Iterator[bytes], take: Callable[[Any, str], ScanResult | None]
                        ) -> dict[ImageRef, ScanResult]:
     """The lines of the results array, each given to `take` (which returns a result, or None for a
     line of another kind) up to the array's end, which must end the file."""
     results: dict[ImageRef, ScanResult] = {}
-    for i, line in enumerate(fh):
+    for i, line in enumerate(lines):
         line = line.rstrip(b"\n")
         if line == b"]}":
-            if fh.read(1):
+            if next(lines, b""):
                 raise ValueError("more after the end of the results")
             return results
         result = take(decode_json(line[:-1] if line.endswith(b",") else line), f".results[{i}]")

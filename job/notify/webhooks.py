@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Callable
 from urllib.parse import urlsplit
 
-from job.codec import write_file
+from job.codec import read_state_json, write_file
 from job.errors import ConfigError
 from job.log import RunLog
 from job.notify.chat import RENDER, Notice, attention, routes, unsent
@@ -220,8 +220,5 @@ def _short(exc: urllib.error.HTTPError) -> str:
 
 
 def _read_state(out_dir: Path) -> dict[str, list[str]]:
-    try:
-        data = json.loads((out_dir / STATE_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
+    data = read_state_json(out_dir / STATE_FILE)
     return {str(k): [str(i) for i in v] for k, v in data.items() if isinstance(v, list)} if isinstance(data, dict) else {}

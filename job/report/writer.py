@@ -7,6 +7,7 @@ from typing import Any, Callable
 import msgspec
 
 from job.codec import atomic_open, decode_json, encode_json, write_file
+from job.files import NotRegularFile, TooLarge, read_regular
 from job.report import pages
 from job.report.html import EVERY_ROW, INDEX, LIMITS, render_html
 from job.report.summary import summary_doc
@@ -17,6 +18,10 @@ HTML_FILE = "report.html"
 XLSX_FILE = "report.xlsx"
 SUMMARY_FILE = "summary.json"
 PREVIOUS_FILE = "summary.previous.json"
+#: The last summary.json is read by every run: 50,000 pods write about 2 MB. One larger than this
+#: (planted, or /dev/zero) is skipped with a warning; decoding it could take more memory than the
+#: CronJob has, and every later run would die the same way before it could write a new one.
+MAX_SUMMARY_BYTES = 64 << 20
 
 
 def write_reports(ctx: ReportContext, out_dir: Path) -> list[Path]:
@@ -30,7 +35,7 @@ def write_reports(ctx: ReportContext, out_dir: Path) -> list[Path]:
     with atomic_open(xlsx_path) as fh:
         write_xlsx(ctx, dest=fh)
 
-    old = _read_bytes(summary_path)
+    old = _read_bytes(summary_path)[0]
     taken_at = None if old is None else _taken_at(old)
     if taken_at is not None and taken_at != ctx.taken_at:  # a damaged one is not worth keeping
         write_file(out_dir / PREVIOUS_FILE, old)
@@ -85,9 +90,9 @@ def read_summary(path: Path) -> dict | None:
 def read_summary_why(path: Path, *, lean: Callable[[bytes], dict | None] | None = None) -> tuple[dict | None, str]:
     """A summary.json as a JSON object, else None and why not ('' when there is no such file).
     lean: a quicker decoding of only some fields; where it gives None, the whole is decoded."""
-    data = _read_bytes(path)
+    data, why = _read_bytes(path)
     if data is None:
-        return None, ""
+        return None, why
     doc = lean(data) if lean is not None else None
     return (doc, "") if doc is not None else _decode(data)
 
@@ -120,9 +125,17 @@ def _taken_at(data: bytes) -> str | None:
     return taken_at if isinstance(taken_at, str) else None
 
 
-def _read_bytes(path: Path) -> bytes | None:
+def _read_bytes(path: Path) -> tuple[bytes | None, str]:
+    """The file's bytes, else None and why not ('' when there is no such file). A FIFO is not waited
+    for, nor more than MAX_SUMMARY_BYTES read."""
     try:
-        return path.read_bytes()
-    except OSError:
-        return None
+        return read_regular(path, max_bytes=MAX_SUMMARY_BYTES), ""
+    except FileNotFoundError:
+        return None, ""
+    except NotRegularFile as exc:
+        return None, f"is {exc.kind}, not a file"
+    except TooLarge:
+        return None, f"is larger than {MAX_SUMMARY_BYTES >> 20} MiB, more than a run writes"
+    except OSError as exc:
+        return None, f"cannot be read ({exc.strerror or type(exc).__name__})"
 

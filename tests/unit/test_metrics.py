@@ -1,6 +1,11 @@
 """Metrics: bounded labels from the one report context; the textfile as node-exporter reads it."""
 from __future__ import annotations
 
+import os
+import tracemalloc
+
+import pytest
+
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.exposition import generate_latest
 
@@ -87,6 +92,28 @@ def test_the_textfile_is_written_by_completed_runs_only_and_parses(tmp_path):
     assert metrics.publish(None, settings, QuietLog(), completed=False, exit_code=1, out_dir=out) == 0
     assert path.read_text() == before  # the last success is not lost by a failed run
     assert (out / metrics.STATE_FILE).exists()
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("planted", ["fifo", "huge"])
+def test_a_fifo_or_huge_state_file_is_no_state_not_a_wait(tmp_path, planted):
+    """The state file is read by every run that publishes metrics: one that never ends counts as none."""
+    ctx, out = triage_context(tmp_path)
+    state = out / metrics.STATE_FILE
+    if planted == "fifo":
+        os.mkfifo(state)
+    else:
+        with state.open("wb") as fh:
+            fh.truncate(1 << 30)
+    settings = make_settings(metrics_textfile=str(tmp_path / "x.prom"), output=str(out))
+    tracemalloc.start()
+    try:
+        assert metrics.publish(ctx, settings, QuietLog(), completed=True, exit_code=0, out_dir=out) == 0
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 64 << 20, f"reading held {peak >> 20} MiB"
+    assert state.is_file() and state.stat().st_size < 1 << 20  # this run's, in its place
 
 
 def test_a_textfile_that_cannot_be_written_is_reported(tmp_path):

@@ -210,6 +210,22 @@ def test_a_cache_larger_than_its_bound_is_not_read(tmp_path: Path, monkeypatch) 
     assert got == {} and "larger than" in why
 
 
+@pytest.mark.parametrize("lines, words", [(False, f"more than {scan_cache.MAX_LINE_BYTES >> 20} MiB"),
+                                          (True, f"more than {scan_cache.MAX_TEXT_BYTES >> 20} MiB unzipped")])
+def test_a_cache_that_unzips_past_its_bounds_is_not_read(tmp_path: Path, lines: bool, words: str) -> None:
+    """A few MB of gzip: one line that never ends, or lines within their bound past the whole file's."""
+    path = tmp_path / scan_cache.FILE
+    head, advisory, _, _ = _saved_lines(tmp_path)
+    text = (json.dumps(advisory) + " " * (8 << 20) + "\n").encode() if lines else b" " * (1 << 20)
+    member = gzip.compress(text, compresslevel=9)
+    with path.open("wb") as fh:
+        fh.write(gzip.compress((json.dumps(head) + "\n").encode()))
+        for _ in range(scan_cache.MAX_TEXT_BYTES // len(text) + 2):
+            fh.write(member)
+    got, why = load(path, key=KEY, wanted=[WEB])
+    assert got == {} and words in why, why
+
+
 def test_the_worst_a_cache_file_unzips_to_fits_the_cronjobs_memory() -> None:
     # A few kB of gzip can unzip to the text bound; a run that dies reading it dies again at every
     # run after it, before the file can be rewritten.

@@ -7,7 +7,9 @@ import hashlib
 import hmac
 import io
 import json
+import os
 import time
+import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -173,3 +175,26 @@ def test_an_https_webhook_with_a_private_ca_is_trusted_through_extra_certs(tmp_p
         assert receivers.at("/hook/secTOKEN")[-1].json["schema"] == SCHEMA
     finally:
         receivers.close()
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("planted", ["fifo", "huge"])
+def test_a_fifo_or_huge_state_file_is_no_state_not_a_wait(tmp_path, receivers, planted):
+    """The state file is read by every run: one that never ends counts as none (all is sent again)."""
+    folder = secret_folder(tmp_path, receivers, security="json:{base}/hook/secTOKEN")
+    ctx, out = routed_context(tmp_path)
+    state = out / webhooks.STATE_FILE
+    if planted == "fifo":
+        os.mkfifo(state)
+    else:
+        with state.open("wb") as fh:
+            fh.truncate(1 << 30)
+    tracemalloc.start()
+    try:
+        outcome = webhooks.deliver(ctx, settings_for(folder), RunLog(stream=io.StringIO()), out_dir=out)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert (outcome.sent, outcome.failed) == (1, 0)
+    assert peak < 64 << 20, f"reading held {peak >> 20} MiB"
+    assert state.is_file() and state.stat().st_size < 1 << 20  # this run's, in its place
