@@ -17,7 +17,7 @@ import types
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -75,10 +75,27 @@ class _Auth:
     cert: tuple[str, str] | None
     proxies: dict[str, str] | None
     config: Any  # kubernetes.client.Configuration, for token refresh
+    #: The kubeconfig's tls-server-name: the name the certificate is checked against, and sent as SNI.
+    server_name: str = ""
 
     def headers(self) -> dict[str, str]:
         token = self.config.get_api_key_with_prefix("BearerToken") if self.config is not None else None
         return {"Authorization": token} if token else {}
+
+
+class _ServerNameAdapter(HTTPAdapter):
+    """Checks the API server's certificate against `server_name`, not the URL's host (proxied too)."""
+
+    def __init__(self, server_name: str, **kwargs: Any) -> None:
+        self.server_name = server_name
+        super().__init__(**kwargs)
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs, server_hostname=self.server_name, assert_hostname=self.server_name)
+
+    def proxy_manager_for(self, proxy: str, **kwargs: Any) -> Any:
+        return super().proxy_manager_for(proxy, **kwargs, server_hostname=self.server_name,
+                                         assert_hostname=self.server_name)
 
 
 class Kube:
@@ -91,7 +108,8 @@ class Kube:
         self.session = requests.Session()
         self.session.trust_env = auth.proxies is None
         pool = max(10, settings.write_concurrency + 4)
-        self.session.mount("https://", HTTPAdapter(pool_connections=4, pool_maxsize=pool))
+        self.session.mount("https://", _ServerNameAdapter(auth.server_name, pool_connections=4, pool_maxsize=pool)
+                           if auth.server_name else HTTPAdapter(pool_connections=4, pool_maxsize=pool))
         self.session.mount("http://", HTTPAdapter(pool_connections=4, pool_maxsize=pool))
         self.writes = RateLimiter(settings.qps, burst=max(1, int(settings.qps)))
         self.stats: collections.Counter[str] = collections.Counter()
@@ -329,6 +347,30 @@ class _ApiClient:
         return ApiClient(*args, **kwargs)
 
 
+def _cluster_of(kconfig: Any, config_file: str | None, context: dict | None) -> dict:
+    """The kubeconfig's entry of the context's cluster ({} when there is none)."""
+    name = ((context or {}).get("context") or {}).get("cluster")
+    merged = kconfig.kube_config.KubeConfigMerger(config_file or kconfig.KUBE_CONFIG_DEFAULT_LOCATION).config
+    clusters = merged.value.get("clusters") if merged is not None and isinstance(merged.value, dict) else None
+    for entry in clusters if isinstance(clusters, list) else []:
+        entry = getattr(entry, "value", entry)  # the merger wraps each file's entries
+        if isinstance(entry, dict) and entry.get("name") == name:
+            cluster = getattr(entry.get("cluster"), "value", entry.get("cluster"))
+            return cluster if isinstance(cluster, dict) else {}
+    return {}
+
+
+def _proxy_url(value: Any) -> str:
+    """A cluster's proxy-url, checked: an http or https URL ('' when none is set)."""
+    if value in (None, ""):
+        return ""
+    parts = urlsplit(value) if isinstance(value, str) else None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        # The URL itself is not repeated: it may hold the proxy's password.
+        raise ValueError("the cluster's proxy-url is not an http or https URL (socks5 proxies are not supported)")
+    return value
+
+
 def _config_loader() -> tuple[Any, Any]:
     """kubernetes.config and the client's Configuration class, without the client's API and model
     classes (about 37 MB held for the whole run, for nothing: the job sends its requests itself).
@@ -384,13 +426,19 @@ def connect(settings: Settings) -> Kube:
                 else active
             context_name = (chosen or {}).get("name", "")
             own_namespace = ((chosen or {}).get("context") or {}).get("namespace", "")
+            # The client's loader reads neither proxy-url nor, for a session of our own, tls-server-name.
+            cluster = _cluster_of(kconfig, config_file, chosen)
+            cfg.proxy = _proxy_url(cluster.get("proxy-url")) or cfg.proxy
     except (kconfig.ConfigException, OSError, TypeError, ValueError) as exc:
         raise ConfigError(f"cannot load Kubernetes configuration: {exc}") from exc
     verify: Any = cfg.ssl_ca_cert or True
     if not cfg.verify_ssl:
         verify = False
     cert = (cfg.cert_file, cfg.key_file) if cfg.cert_file and cfg.key_file else None
+    # As kubectl: a proxy-url carries every request, whatever HTTPS_PROXY and NO_PROXY say.
     proxies = {"https": cfg.proxy, "http": cfg.proxy} if cfg.proxy else None
-    auth = _Auth(server=cfg.host.rstrip("/"), verify=verify, cert=cert, proxies=proxies, config=cfg)
+    server_name = getattr(cfg, "tls_server_name", None) or ""
+    auth = _Auth(server=cfg.host.rstrip("/"), verify=verify, cert=cert, proxies=proxies, config=cfg,
+                 server_name=server_name if isinstance(server_name, str) else "")
     return Kube(auth, cluster_name=context_name or cfg.host, own_namespace=own_namespace or "default",
                 settings=settings)

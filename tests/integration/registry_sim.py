@@ -461,9 +461,11 @@ class TokenRegistryRole:
 
 
 class ConnectProxy:
-    """A minimal HTTPS (CONNECT) proxy on 127.0.0.1 that counts the tunnels it opened."""
+    """A minimal HTTPS (CONNECT) proxy on 127.0.0.1 that counts the tunnels it opened. `aliases`
+    are host names it resolves itself (as a proxy at a network's edge knows names its clients do not)."""
 
-    def __init__(self) -> None:
+    def __init__(self, aliases: dict[str, str] | None = None) -> None:
+        self.aliases = aliases or {}
         self.tunnels: list[str] = []
         self._lock = threading.Lock()
         self._listener = socket.create_server(("127.0.0.1", 0))
@@ -503,7 +505,7 @@ class ConnectProxy:
             with self._lock:
                 self.tunnels.append(target)
             host, port = target.rsplit(":", 1)
-            upstream = socket.create_connection((host, int(port)))
+            upstream = socket.create_connection((self.aliases.get(host, host), int(port)))
             client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
             threading.Thread(target=self._pipe, args=(upstream, client), daemon=True).start()
             self._pipe(client, upstream)
