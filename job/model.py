@@ -38,6 +38,24 @@ def normalize_severity(value: object) -> str:
     return "Unknown"
 
 
+def cvss_score(value: Any) -> float | None:
+    """A CVSS base score from a registry: a number from 0 to 10, or its text (Quay's may be ""); None
+    for anything else. JSON numbers have no bound: a 400-digit integer fits no float, and NaN would
+    sort the reports differently from run to run."""
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        score = float(value)
+    except OverflowError:
+        return None
+    return score if 0.0 <= score <= 10.0 else None  # NaN is neither
+
+
 def severity_from_cvss(score: float | None) -> str:
     """CVSS v3 qualitative rating. 10.0 is Critical (Quay wrongly maps it to Unknown)."""
     if score is None:

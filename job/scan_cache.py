@@ -29,6 +29,7 @@ from job.files import NotRegularFile, TooLarge, capped_lines, read_regular
 from job.memory import gc_paused
 from job.model import Feature, ImageRef, ScanRequest, ScanResult, ScanState, Vulnerability, VulnReport
 from job.settings import Settings
+from job.shapes import finite_number
 
 SCHEMA = 3
 FILE = "scan-cache.json.gz"
@@ -182,16 +183,6 @@ def _str(doc: dict, name: str) -> str:
     return value
 
 
-def _number(value: Any) -> bool:
-    """A finite number that a float holds (JSON's integers have no bound: 1e400 written out is one)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return False
-    try:
-        return math.isfinite(value)
-    except OverflowError:
-        return False
-
-
 def _numbers(doc: dict, name: str, limit: int) -> list[int]:
     value = doc.get(name)
     if not isinstance(value, list) or not all(isinstance(n, int) and not isinstance(n, bool) and 0 <= n < limit
@@ -238,7 +229,7 @@ class _Reader:
         if not isinstance(doc, dict):
             raise _damaged("an advisory is not an object")
         metadata, cvss = doc.get("metadata"), doc.get("cvss")
-        if metadata is not None and not isinstance(metadata, dict) or cvss is not None and not _number(cvss):
+        if metadata is not None and not isinstance(metadata, dict) or cvss is not None and not finite_number(cvss):
             raise _damaged("an advisory's metadata or score is of the wrong type")
         return Vulnerability(name=_str(doc, "name"), severity=_str(doc, "severity"), namespace_name=_str(doc, "ns"),
                              description=_str(doc, "description"), link=_str(doc, "link"),
@@ -249,7 +240,7 @@ class _Reader:
         if not isinstance(doc, dict):
             raise _damaged("a package is not an object")
         scores, cves = doc.get("baseScores"), doc.get("cveIds")
-        if not (isinstance(scores, list) and all(map(_number, scores))
+        if not (isinstance(scores, list) and all(map(finite_number, scores))
                 and isinstance(cves, list) and all(isinstance(c, str) for c in cves)):
             raise _damaged("a package's scores or CVE ids are of the wrong type")
         return Feature(name=_str(doc, "name"), version=_str(doc, "version"), version_format=_str(doc, "format"),
@@ -260,7 +251,7 @@ class _Reader:
     def _entry(self, item: dict) -> None:
         at, ref, name = item.get("at"), item.get("ref"), item.get("state")
         state = _STATES.get(name) if isinstance(name, str) else None
-        if not _number(at):
+        if not finite_number(at):
             raise _damaged("an entry has no fetch time")
         if not (isinstance(ref, list) and len(ref) == 3 and all(isinstance(x, str) for x in ref)) or state is None:
             raise _damaged("an entry has no manifest or state")

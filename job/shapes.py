@@ -2,13 +2,14 @@
 or edited by hand): checked before use, so that a wrong field is one clear error, not a crash
 later on.
 
-A shape is a type (int accepts no bool, float accepts int), a one-item list (a list of those),
+A shape is a type (int accepts no bool, float accepts int but only a finite number a float holds), a one-item list (a list of those),
 a tuple (a list of exactly those), a dict (an object with those keys; "?key" may be absent),
 Maybe(shape) (that or null), Strings (an object of strings), COUNTS_BY_KEY (an object of objects
 of counts) or Choice(values).
 """
 from __future__ import annotations
 
+import math
 from typing import Any
 
 
@@ -24,6 +25,17 @@ class Choice:
 
 Strings = object()
 COUNTS_BY_KEY = object()  # {key: {name: count}}
+
+
+def finite_number(value: Any) -> bool:
+    """A number that a float holds: not NaN, not infinite, not an integer of hundreds of digits
+    (JSON's numbers have no bound). Not a bool."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 def misfit(value: Any, shape: Any, where: str) -> str | None:
@@ -44,6 +56,8 @@ def misfit(value: Any, shape: Any, where: str) -> str | None:
         return None if isinstance(value, shape) else f"{where} is not {_NAMES[shape]}"
     if shape in (int, float):
         ok = isinstance(value, int if shape is int else (int, float)) and not isinstance(value, bool)
+        if ok and shape is float and not finite_number(value):
+            return f"{where} is not a finite number"
         return None if ok else f"{where} is not a number"
     if isinstance(shape, list):
         if not isinstance(value, list):

@@ -21,8 +21,8 @@ import jwt
 from jwt.warnings import InsecureKeyLengthWarning
 
 from job.errors import ConfigError
-from job.model import (Feature, ScanRequest, ScanResult, ScanState, Vulnerability, VulnReport, normalize_severity,
-                       severity_from_cvss)
+from job.model import (Feature, ScanRequest, ScanResult, ScanState, Vulnerability, VulnReport, cvss_score,
+                       normalize_severity, severity_from_cvss)
 from job.registries.backend import UnexpectedShape, report_result
 from job.registries.distribution import RegistryV2
 from job.registries.failures import BadResponse, ScanFailure, Unauthorized, excerpt
@@ -95,11 +95,9 @@ def cvss_enrichments(report: dict) -> dict[str, tuple[float, str]]:
                 continue
             for vuln_id, entries in document.items():
                 for entry in entries if isinstance(entries, list) else []:
-                    score = entry.get("baseScore") if isinstance(entry, dict) else None
-                    if isinstance(score, bool) or not isinstance(score, (int, float)):
-                        continue
-                    if vuln_id not in out or score > out[vuln_id][0]:
-                        out[vuln_id] = (float(score), _str(entry.get("vectorString")))
+                    score = cvss_score(entry.get("baseScore")) if isinstance(entry, dict) else None
+                    if score is not None and (vuln_id not in out or score > out[vuln_id][0]):
+                        out[vuln_id] = (score, _str(entry.get("vectorString")))
     return out
 
 

@@ -10,7 +10,8 @@ import re
 from typing import Any
 from urllib.parse import quote
 
-from job.model import Feature, ScanRequest, ScanResult, ScanState, Vulnerability, VulnReport, normalize_severity
+from job.model import (Feature, ScanRequest, ScanResult, ScanState, Vulnerability, VulnReport, cvss_score,
+                       normalize_severity)
 from job.registries.auth import AuthFlow
 from job.registries.backend import UnexpectedShape, report_result
 from job.registries.failures import ScanFailure, excerpt
@@ -47,10 +48,7 @@ def _cvss(item: dict) -> tuple[float | None, str]:
     cvss = item.get("preferred_cvss")
     if not isinstance(cvss, dict):
         return None, ""
-    score = cvss.get("score_v3")
-    if isinstance(score, bool) or not isinstance(score, (int, float)):
-        return None, _str(cvss.get("vector_v3"))
-    return float(score), _str(cvss.get("vector_v3"))
+    return cvss_score(cvss.get("score_v3")), _str(cvss.get("vector_v3"))
 
 
 def report_from_harbor(doc: Any) -> VulnReport | None:

@@ -15,7 +15,7 @@ import orjson
 
 from job.memory import gc_paused
 from job.model import (Feature, ImageRef, ScanRequest, ScanResult, ScanState, Vulnerability, VulnReport,
-                       normalize_severity)
+                       cvss_score, normalize_severity)
 from job.registries.auth import AuthFlow
 from job.registries.backend import UnexpectedShape
 from job.registries.credentials import Credential
@@ -90,19 +90,6 @@ def _list(doc: dict, key: str, where: str) -> list:
     return value
 
 
-def _score(value: Any) -> float | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, (int, float)):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return float(value) if value.strip() else None
-        except ValueError:
-            return None
-    return None
-
-
 def _cvss(metadata: Any) -> tuple[float | None, str]:
     """(score, vector) from Metadata.NVD.CVSSv3, when present; Score may be ""."""
     if not isinstance(metadata, dict):
@@ -112,7 +99,7 @@ def _cvss(metadata: Any) -> tuple[float | None, str]:
     if not isinstance(cvss, dict):
         return None, ""
     vector = cvss.get("Vectors")
-    return _score(cvss.get("Score")), vector if isinstance(vector, str) else ""
+    return cvss_score(cvss.get("Score")), vector if isinstance(vector, str) else ""
 
 
 class Reader:
@@ -224,7 +211,7 @@ def _feature(doc: Any, where: str, reader: Reader | None = None,
         version_format=_text(doc, "VersionFormat", where),
         namespace_name=_text(doc, "NamespaceName", where),
         added_by=_text(doc, "AddedBy", where),
-        base_scores=tuple(s for s in (_score(v) for v in _list(doc, "BaseScores", where))
+        base_scores=tuple(s for s in (cvss_score(v) for v in _list(doc, "BaseScores", where))
                           if s is not None),
         cve_ids=tuple(c for c in _list(doc, "CVEIds", where) if isinstance(c, str)),
         vulnerabilities=vulnerabilities if vulnerabilities is not None else tuple(

@@ -144,6 +144,10 @@ def _replace(kind: str, old: bytes, new: bytes):
     (_replace("package", b'"vulnerabilities":[0', b'"vulnerabilities":[true'), ".package.vulnerabilities[0]"),
     (_replace("result", b'"packages":[0', b'"packages":[7'), "report.packages names a line not written before"),
     (_replace("result", b'{"result":{', b'{"result":{},"package":{'), "is not an advisory, a package or a result"),
+    # A score no float holds, or none at all: JSON numbers have no bound.
+    (_replace("advisory", b'"cvss":', b'"cvss":1' + b"0" * 400 + b',"was":'), ".advisory.cvss is not a finite number"),
+    (_replace("advisory", b'"cvss":', b'"cvss":NaN,"was":'), ".advisory.cvss is not a finite number"),
+    (_replace("package", b'"baseScores":[', b'"baseScores":[-Infinity],"was":['), ".package.baseScores[0] is not a finite"),
 ])
 def test_a_damaged_file_is_one_clear_error(tmp_path: Path, damage, words: str) -> None:
     stage_files.write_results(tmp_path / stage_files.SCAN_FILE, many_results(4))
