@@ -22,12 +22,12 @@ import re
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Iterable, Mapping, Sequence
 
 from job import __version__, codec, stage_files
 from job.files import NotRegularFile, TooLarge, capped_lines, read_regular
 from job.memory import gc_paused
-from job.model import Feature, ImageRef, ScanRequest, ScanResult, ScanState, Vulnerability, VulnReport
+from job.model import ImageRef, ScanRequest, ScanResult, ScanState, VulnReport
 from job.settings import Settings
 from job.shapes import finite_number
 
@@ -183,22 +183,13 @@ def _str(doc: dict, name: str) -> str:
     return value
 
 
-def _numbers(doc: dict, name: str, limit: int) -> list[int]:
-    value = doc.get(name)
-    if not isinstance(value, list) or not all(isinstance(n, int) and not isinstance(n, bool) and 0 <= n < limit
-                                              for n in value):
-        raise _damaged(f"{name} names lines it does not hold")
-    return value
-
-
 _STATES = {s.value: s for s in ScanState}
 
 
 class _Reader:
     def __init__(self, wanted: Iterable[ImageRef]) -> None:
         self.wanted = set(wanted)
-        self.advisories: list[Vulnerability] = []
-        self.packages: list[Feature] = []
+        self.tables = stage_files.SharedLines()  # the advisory and package lines, as scan.json's
         self.entries: dict[ImageRef, Entry] = {}
 
     def read(self, data: bytes, *, key: str) -> dict[ImageRef, Entry]:
@@ -214,39 +205,16 @@ class _Reader:
                 item = codec.decode_json(line)
                 if not isinstance(item, dict):
                     raise _damaged("a line is not an object")
-                if "advisory" in item:
-                    self.advisories.append(self._advisory(item["advisory"]))
-                elif "package" in item:
-                    self.packages.append(self._package(item["package"]))
+                kind = "advisory" if "advisory" in item else "package" if "package" in item else ""
+                if kind:
+                    self.tables.take(kind, item[kind], kind)
                 else:
                     self._entry(item)
         except TooLarge as exc:
             raise Unusable(f"it holds {exc} unzipped") from None
+        except stage_files.DamagedLine as exc:
+            raise _damaged(str(exc)) from None
         return self.entries
-
-    @staticmethod
-    def _advisory(doc: Any) -> Vulnerability:
-        if not isinstance(doc, dict):
-            raise _damaged("an advisory is not an object")
-        metadata, cvss = doc.get("metadata"), doc.get("cvss")
-        if metadata is not None and not isinstance(metadata, dict) or cvss is not None and not finite_number(cvss):
-            raise _damaged("an advisory's metadata or score is of the wrong type")
-        return Vulnerability(name=_str(doc, "name"), severity=_str(doc, "severity"), namespace_name=_str(doc, "ns"),
-                             description=_str(doc, "description"), link=_str(doc, "link"),
-                             fixed_by=_str(doc, "fixedBy"), metadata=metadata, cvss_score=cvss,
-                             cvss_vector=_str(doc, "vector"))
-
-    def _package(self, doc: Any) -> Feature:
-        if not isinstance(doc, dict):
-            raise _damaged("a package is not an object")
-        scores, cves = doc.get("baseScores"), doc.get("cveIds")
-        if not (isinstance(scores, list) and all(map(finite_number, scores))
-                and isinstance(cves, list) and all(isinstance(c, str) for c in cves)):
-            raise _damaged("a package's scores or CVE ids are of the wrong type")
-        return Feature(name=_str(doc, "name"), version=_str(doc, "version"), version_format=_str(doc, "format"),
-                       namespace_name=_str(doc, "ns"), added_by=_str(doc, "addedBy"), base_scores=tuple(scores),
-                       cve_ids=tuple(cves), vulnerabilities=tuple(
-                           self.advisories[n] for n in _numbers(doc, "vulnerabilities", len(self.advisories))))
 
     def _entry(self, item: dict) -> None:
         at, ref, name = item.get("at"), item.get("ref"), item.get("state")
@@ -265,8 +233,11 @@ class _Reader:
             raise _damaged("pageUrl is not a string")
         report = None
         if item.get("ns") is not None:
-            report = VulnReport(_str(item, "ns"), tuple(self.packages[n] for n in
-                                                        _numbers(item, "packages", len(self.packages))))
+            packages = item.get("packages")
+            if not isinstance(packages, list) or not all(isinstance(n, int) and not isinstance(n, bool)
+                                                         for n in packages):
+                raise _damaged("an entry's packages are not numbers")
+            report = VulnReport(_str(item, "ns"), self.tables.named(self.tables.packages, packages, "packages"))
         result = ScanResult(image, state, report=report, detail=_str(item, "detail"), backend=_str(item, "backend"),
                             page_url=page)
         if keep_for(result, math.inf) is None:  # a failure, or "scanned" without a report: never from a cache

@@ -40,52 +40,65 @@ def finite_number(value: Any) -> bool:
 
 def misfit(value: Any, shape: Any, where: str) -> str | None:
     """Where `value` departs from `shape` (a JSON path), or None when it fits."""
+    found = _misfit(value, shape)
+    if found is None:
+        return None
+    path, words = found
+    return f"{where}{''.join(reversed(path))} {words}"
+
+
+def _misfit(value: Any, shape: Any) -> tuple[list[str], str] | None:
+    """None when `value` fits; else the path to what does not, innermost part first, and why. The
+    path is built only for what does not fit: every field of every line is checked."""
+    if shape is str or shape is bool or shape is dict:
+        return None if isinstance(value, shape) else ([], f"is not {_NAMES[shape]}")
     if isinstance(shape, Maybe):
-        return None if value is None else misfit(value, shape.shape, where)
+        return None if value is None else _misfit(value, shape.shape)
     if isinstance(shape, Choice):
-        return None if value in shape.values else f"{where} is not one of {', '.join(shape.values)}"
+        return None if value in shape.values else ([], f"is not one of {', '.join(shape.values)}")
     if shape is Strings:
         ok = isinstance(value, dict) and all(isinstance(v, str) for v in value.values())
-        return None if ok else f"{where} is not an object of strings"
+        return None if ok else ([], "is not an object of strings")
     if shape is COUNTS_BY_KEY:
         ok = isinstance(value, dict) and all(
             isinstance(v, dict) and all(isinstance(n, int) and not isinstance(n, bool) for n in v.values())
             for v in value.values())
-        return None if ok else f"{where} is not an object of counts per severity"
-    if shape in (str, bool, dict):
-        return None if isinstance(value, shape) else f"{where} is not {_NAMES[shape]}"
-    if shape in (int, float):
+        return None if ok else ([], "is not an object of counts per severity")
+    if shape is int or shape is float:
         ok = isinstance(value, int if shape is int else (int, float)) and not isinstance(value, bool)
         if ok and shape is float and not finite_number(value):
-            return f"{where} is not a finite number"
-        return None if ok else f"{where} is not a number"
+            return [], "is not a finite number"
+        return None if ok else ([], "is not a number")
     if isinstance(shape, list):
         if not isinstance(value, list):
-            return f"{where} is not a list"
+            return [], "is not a list"
         for i, item in enumerate(value):
-            wrong = misfit(item, shape[0], f"{where}[{i}]")
-            if wrong:
-                return wrong
+            found = _misfit(item, shape[0])
+            if found is not None:
+                found[0].append(f"[{i}]")
+                return found
         return None
     if isinstance(shape, tuple):
         if not isinstance(value, list) or len(value) != len(shape):
-            return f"{where} is not a list of {len(shape)} items"
+            return [], f"is not a list of {len(shape)} items"
         for i, (item, part) in enumerate(zip(value, shape)):
-            wrong = misfit(item, part, f"{where}[{i}]")
-            if wrong:
-                return wrong
+            found = _misfit(item, part)
+            if found is not None:
+                found[0].append(f"[{i}]")
+                return found
         return None
     if not isinstance(value, dict):
-        return f"{where} is not an object"
+        return [], "is not an object"
     for key, part in shape.items():
-        name = key.lstrip("?")
+        name = key[1:] if key[0] == "?" else key
         if name not in value:
-            if key.startswith("?"):
+            if key[0] == "?":
                 continue
-            return f"{where}.{name} is missing"
-        wrong = misfit(value[name], part, f"{where}.{name}")
-        if wrong:
-            return wrong
+            return [f".{name}"], "is missing"
+        found = _misfit(value[name], part)
+        if found is not None:
+            found[0].append(f".{name}")
+            return found
     return None
 
 

@@ -253,43 +253,62 @@ def _v1_result(item: Any, where: str, shared: dict[Any, Any]) -> ScanResult:
     return _result(item, shared)
 
 
-class _ResultTables:
-    """Reads scan.json's lines (version 2): advisories and packages into their tables, results
-    naming them by number; a number must name a line read before."""
+class DamagedLine(ValueError):
+    """A line of SharedTables' that is not what they write; the message says where and what."""
+
+
+class SharedLines:
+    """Reads the lines SharedTables writes, scan.json's and the scan cache's: each advisory and package
+    into its table, a package naming its advisories by number; a number must name a line read before."""
 
     def __init__(self) -> None:
         self.advisories: list[Vulnerability] = []
         self.packages: list[Feature] = []
 
-    def add(self, item: Any, where: str) -> ScanResult | None:
-        kind = next(iter(item), None) if isinstance(item, dict) and len(item) == 1 else None
-        shape = _SCAN_LINE_SHAPES.get(kind)  # type: ignore[arg-type]
-        if shape is None:
-            raise _damaged(SCAN_FILE, f"{where} is not an advisory, a package or a result")
-        doc, where = item[kind], f"{where}.{kind}"
-        wrong = misfit(doc, shape, where)
+    def take(self, kind: str, doc: Any, where: str) -> None:
+        """An advisory's or a package's line (`kind`): its document, checked."""
+        wrong = misfit(doc, _SCAN_LINE_SHAPES[kind], where)
         if wrong:
-            raise _damaged(SCAN_FILE, wrong)
+            raise DamagedLine(wrong)
         if kind == "advisory":
             self.advisories.append(_advisory_of(doc))
-            return None
-        if kind == "package":
-            self.packages.append(_package_of(doc, self._named(self.advisories, doc["vulnerabilities"],
-                                                              f"{where}.vulnerabilities")))
-            return None
-        report = doc["report"]
+        else:
+            self.packages.append(_package_of(doc, self.named(self.advisories, doc["vulnerabilities"],
+                                                             f"{where}.vulnerabilities")))
+
+    @staticmethod
+    def named(table: list[Any], numbers: list[int], where: str) -> tuple[Any, ...]:
+        if not all(0 <= n < len(table) for n in numbers):
+            raise DamagedLine(f"{where} names a line not written before it")
+        return tuple(table[n] for n in numbers)
+
+
+class _ResultTables(SharedLines):
+    """Reads scan.json's lines (version 2): advisories and packages into their tables, results
+    naming the packages by number."""
+
+    def add(self, item: Any, where: str) -> ScanResult | None:
+        kind = next(iter(item), None) if isinstance(item, dict) and len(item) == 1 else None
+        if kind not in _SCAN_LINE_SHAPES:
+            raise _damaged(SCAN_FILE, f"{where} is not an advisory, a package or a result")
+        doc, where = item[kind], f"{where}.{kind}"
+        try:
+            if kind != "result":
+                self.take(kind, doc, where)
+                return None
+            wrong = misfit(doc, _SCAN_LINE_SHAPES[kind], where)
+            if wrong:
+                raise DamagedLine(wrong)
+            report = doc["report"]
+            features = None if report is None else self.named(self.packages, report["packages"],
+                                                                f"{where}.report.packages")
+        except DamagedLine as exc:
+            raise _damaged(SCAN_FILE, str(exc)) from None
         ref = _ref(doc["ref"])
         assert ref is not None
         return ScanResult(ref=ref, state=ScanState(doc["state"]), detail=doc["detail"], backend=doc["backend"],
                           page_url=doc["pageUrl"], report=None if report is None else VulnReport(
-                              namespace_name=report["ns"],
-                              features=self._named(self.packages, report["packages"], f"{where}.report.packages")))
-
-    @staticmethod
-    def _named(table: list[Any], numbers: list[int], where: str) -> tuple[Any, ...]:
-        if not all(0 <= n < len(table) for n in numbers):
-            raise _damaged(SCAN_FILE, f"{where} names a line not written before it")
-        return tuple(table[n] for n in numbers)
+                              namespace_name=report["ns"], features=features))
 
 
 def _result(r: dict[str, Any], shared: dict[Any, Any]) -> ScanResult:
