@@ -1,7 +1,7 @@
 """Benchmark of the whole play on a synthetic cluster in a real control plane (not a test).
 
     make bench          # 50,000 pods, 3,000 manifests: the figures of BENCHMARKS.md
-    make bench-small    # 1,000 pods, 100 manifests, in under a minute
+    make bench-small    # 1,000 pods, 100 manifests, in under a minute (targets that depend on scale: shown only)
     .venv/bin/python bench/bench_play.py --pods 10000 --manifests 600 --latency 0.05 --json out.json
 
 What it does:
@@ -799,8 +799,10 @@ def print_side_by_side(doc: dict[str, Any]) -> None:
 def checks(doc: dict[str, Any], args: argparse.Namespace) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
 
-    def check(name: str, ok: bool, value: str, target: str) -> None:
-        out.append({"check": name, "ok": bool(ok), "value": value, "target": target})
+    def check(name: str, ok: bool, value: str, target: str, *, at_scale: bool = False) -> None:
+        """at_scale: a target set for make bench's 50,000 pods, only shown (not judged) on a small run."""
+        out.append({"check": name, "ok": bool(ok), "value": value, "target": target,
+                    "judged": not (at_scale and args.small)})
 
     runs = {r["name"]: r for r in doc["runs"]}
     ours = [r for r in doc["runs"] if r["name"] != "unchanged (before)"]
@@ -834,7 +836,7 @@ def checks(doc: dict[str, Any], args: argparse.Namespace) -> list[dict[str, Any]
         scan = first["stages"]["scan"]["wall_s"]
         check("first: scan wall time", ideal and scan <= 1.25 * ideal,
               f"{scan:.2f} s = {scan / ideal:.2f}x of {ideal:.2f} s" if ideal else f"{scan:.2f} s",
-              f"<= 1.25 x ({asked:,} / {args.registry_concurrency} x {args.latency * 1000:.0f} ms)")
+              f"<= 1.25 x ({asked:,} / {args.registry_concurrency} x {args.latency * 1000:.0f} ms)", at_scale=True)
     # Writes: a new object is created bare, then its status, then its labels and content hash as
     # a small patch (apply.py: the hash last, pod labels never ahead of status.affectedPods); a
     # changed one gets one status write and at most two spec/label writes (PUT when the spec
@@ -897,7 +899,7 @@ def checks(doc: dict[str, Any], args: argparse.Namespace) -> list[dict[str, Any]
             check(f"frequent: wall time against the unchanged run of {'the code before' if before else 'this code'}",
                   frequent["wall_s"] <= 0.25 * ref["wall_s"],
                   f"{frequent['wall_s']:.1f} s / {ref['wall_s']:.1f} s = {frequent['wall_s'] / ref['wall_s']:.2f}x",
-                  "<= 0.25x" + ("" if before else " (no --baseline: compared with this code's)"))
+                  "<= 0.25x" + ("" if before else " (no --baseline: compared with this code's)"), at_scale=True)
     for r in doc.get("scan_sweep") or ():
         check(f"scan alone at concurrency {r['concurrency']}: CPU per answer", r["cpu_ms_per_answer"] <= 1.5,
               f"{r['cpu_ms_per_answer']:.2f} ms", "<= 1.5 ms")
@@ -1110,7 +1112,8 @@ def main() -> None:
     doc["checks"] = checks(doc, args)
     print("\nchecks:")
     for item in doc["checks"]:
-        print(f"  [{'ok' if item['ok'] else 'MISS'}] {item['check']}: {item['value']} (target {item['target']})")
+        mark = ("ok" if item["ok"] else "MISS") if item["judged"] else "at scale only"
+        print(f"  [{mark}] {item['check']}: {item['value']} (target {item['target']})")
     print(f"\nbenchmark took {doc['seconds'] / 60:.1f} min")
     if args.json:
         args.json.write_text(json.dumps(doc, indent=1))

@@ -9,50 +9,18 @@ bound of what it reads (files.py), which the memory peaks below check.
 from __future__ import annotations
 
 import gzip
-import os
 import shutil
-import tracemalloc
 from pathlib import Path
 
 import pytest
 
 from job import codec, stage_files
 from job.report.writer import MAX_SUMMARY_BYTES
+from tests.planted import GIB, fifo, gzip_bomb, peak_while, sparse
 from tests.unit.test_faults_input import DEMO, assert_clean, assert_one_error_line, invoke
 
-GIB = 1 << 30
 #: What reading may hold of a file it refuses: its bound, and the chunks that found it out.
 HELD = codec.MAX_STAGE_TEXT_BYTES + (64 << 20)
-
-
-def fifo(path: Path) -> None:
-    path.unlink(missing_ok=True)
-    os.mkfifo(path)
-
-
-def sparse(path: Path, size: int = GIB) -> None:
-    """A file of `size` zero bytes that takes no disk."""
-    path.unlink(missing_ok=True)
-    with path.open("wb") as fh:
-        fh.truncate(size)
-
-
-def gzip_bomb(path: Path, size: int = GIB, head: bytes = b"") -> None:
-    """A gzip file (about a MB) that unzips to `head` and then `size` spaces, no line break among them:
-    one gzip member of a MiB of spaces, repeated (gzip readers read members one after another)."""
-    member = gzip.compress(b" " * (1 << 20), compresslevel=9)
-    with path.open("wb") as fh:
-        fh.write(gzip.compress(head))
-        for _ in range(size >> 20):
-            fh.write(member)
-
-
-def peak_while(fn) -> tuple[object, int]:
-    tracemalloc.start()
-    try:
-        return fn(), tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
 
 
 @pytest.fixture(scope="module")

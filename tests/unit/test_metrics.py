@@ -1,9 +1,6 @@
 """Metrics: bounded labels from the one report context; the textfile as node-exporter reads it."""
 from __future__ import annotations
 
-import os
-import tracemalloc
-
 import pytest
 
 from prometheus_client.parser import text_string_to_metric_families
@@ -15,6 +12,7 @@ from job.model import ScanState
 from job.report import build_context
 from job.log import QuietLog
 from tests.factories import make_feature, make_pod, make_ref, make_result, make_settings, make_snapshot, make_vuln
+from tests.planted import peak_while, plant
 from tests.triage_run import triage_context
 
 RUN = RunFacts(started=1000.0, finished=1100.0, completed=True, exit_code=0,
@@ -100,18 +98,11 @@ def test_a_fifo_or_huge_state_file_is_no_state_not_a_wait(tmp_path, planted):
     """The state file is read by every run that publishes metrics: one that never ends counts as none."""
     ctx, out = triage_context(tmp_path)
     state = out / metrics.STATE_FILE
-    if planted == "fifo":
-        os.mkfifo(state)
-    else:
-        with state.open("wb") as fh:
-            fh.truncate(1 << 30)
+    plant(state, planted)
     settings = make_settings(metrics_textfile=str(tmp_path / "x.prom"), output=str(out))
-    tracemalloc.start()
-    try:
-        assert metrics.publish(ctx, settings, QuietLog(), completed=True, exit_code=0, out_dir=out) == 0
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    failed, peak = peak_while(lambda: metrics.publish(ctx, settings, QuietLog(), completed=True, exit_code=0,
+                                                      out_dir=out))
+    assert failed == 0
     assert peak < 64 << 20, f"reading held {peak >> 20} MiB"
     assert state.is_file() and state.stat().st_size < 1 << 20  # this run's, in its place
 

@@ -7,9 +7,7 @@ import hashlib
 import hmac
 import io
 import json
-import os
 import time
-import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -20,6 +18,7 @@ from job.log import RunLog
 from job.notify import webhooks
 from job.notify.chat import SCHEMA
 from tests.factories import make_settings
+from tests.planted import peak_while, plant
 from tests.triage_run import triage_context
 from webhook_receivers import check_slack, check_teams, serve
 
@@ -184,17 +183,9 @@ def test_a_fifo_or_huge_state_file_is_no_state_not_a_wait(tmp_path, receivers, p
     folder = secret_folder(tmp_path, receivers, security="json:{base}/hook/secTOKEN")
     ctx, out = routed_context(tmp_path)
     state = out / webhooks.STATE_FILE
-    if planted == "fifo":
-        os.mkfifo(state)
-    else:
-        with state.open("wb") as fh:
-            fh.truncate(1 << 30)
-    tracemalloc.start()
-    try:
-        outcome = webhooks.deliver(ctx, settings_for(folder), RunLog(stream=io.StringIO()), out_dir=out)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    plant(state, planted)
+    outcome, peak = peak_while(lambda: webhooks.deliver(ctx, settings_for(folder), RunLog(stream=io.StringIO()),
+                                                        out_dir=out))
     assert (outcome.sent, outcome.failed) == (1, 0)
     assert peak < 64 << 20, f"reading held {peak >> 20} MiB"
     assert state.is_file() and state.stat().st_size < 1 << 20  # this run's, in its place
