@@ -7,8 +7,11 @@ import ssl
 from pathlib import Path
 
 from job.errors import ConfigError
+from job.files import NotRegularFile, TooLarge, read_regular
 
 _PEM_BEGIN = b"-----BEGIN CERTIFICATE-----"
+#: A file of CAs: the system's whole bundle is some 200 kB.
+MAX_FILE_BYTES = 16 << 20
 
 
 def read_extra_certs(path: str) -> bytes:
@@ -20,14 +23,18 @@ def read_extra_certs(path: str) -> bytes:
     if root.is_dir():
         files = sorted(p for p in root.iterdir() if not p.name.startswith(".") and p.is_file())
         in_folder = True
-    elif root.is_file():
+    elif root.exists():
         files, in_folder = [root], False
     else:
         raise ConfigError(f"--extra-certs {path}: no such file or folder")
     chunks = []
     for file in files:
         try:
-            data = file.read_bytes()
+            data = read_regular(file, max_bytes=MAX_FILE_BYTES)
+        except NotRegularFile as exc:
+            raise ConfigError(f"--extra-certs: {file} is {exc.kind}, not a file") from exc
+        except TooLarge as exc:
+            raise ConfigError(f"--extra-certs: {file} is larger than {MAX_FILE_BYTES >> 20} MiB") from exc
         except OSError as exc:
             raise ConfigError(f"--extra-certs: cannot read {file}: {exc.strerror}") from exc
         if _PEM_BEGIN not in data:

@@ -13,6 +13,7 @@ from job.registries.distribution import manifest_layers, parse_challenge
 from job.registries.failures import BadResponse, ScanFailure, excerpt
 from job.registries.refs import api_host, host_matches, ref_problem
 from job.registries.tls import Trust, system_ca_file
+from tests.planted import fifo, peak_while, sparse
 
 DIGEST = "sha256:" + "f" * 64
 LAYER = "sha256:" + "1" * 64
@@ -62,6 +63,28 @@ def test_bad_extra_certs_are_configuration_errors(tmp_path: Path, content: bytes
     path.write_bytes(content)
     with pytest.raises(ConfigError, match=words):
         read_extra_certs(str(path))
+
+
+@pytest.mark.parametrize("in_folder", [False, True])
+def test_huge_extra_certs_are_an_error_not_read_whole(tmp_path: Path, in_folder: bool):
+    folder = tmp_path / "certs"
+    folder.mkdir()
+    sparse(folder / "ca.pem")
+
+    def read() -> None:
+        with pytest.raises(ConfigError, match="ca.pem is larger than 16 MiB"):
+            read_extra_certs(str(folder if in_folder else folder / "ca.pem"))
+
+    _, peak = peak_while(read)
+    assert peak < 64 << 20, f"reading held {peak >> 20} MiB"
+
+
+@pytest.mark.timeout(30)
+def test_a_fifo_as_extra_certs_is_said_so_not_waited_for(tmp_path: Path):
+    fifo(tmp_path / "ca.pem")
+    with pytest.raises(ConfigError, match="FIFO"):
+        read_extra_certs(str(tmp_path / "ca.pem"))
+    assert read_extra_certs(str(tmp_path)) == b""  # in a folder: not a file that holds one
 
 
 def test_missing_extra_certs_is_an_error_an_empty_folder_means_none(tmp_path: Path):
