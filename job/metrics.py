@@ -32,9 +32,14 @@ from job.model import SEVERITIES, SEVERITY_RANK
 from job.settings import Settings, read_secret
 
 if TYPE_CHECKING:
+    from job.model import ApplyOutcome
     from job.report.view import ReportContext
 
 PREFIX = "imvjob_"
+#: A frequent run's own figures (--no-reports): in a group (Pushgateway) or a file (textfile) of
+#: their own, beside the full runs'.
+FREQUENT_PREFIX = PREFIX + "frequent_"
+FREQUENT_GROUP = {"run": "frequent"}
 OTHER_HOST = "other"
 #: Consecutive runs each registry host answered with the job's own errors, for the alert on
 #: "a registry erroring for two runs" (a Pushgateway keeps only the last push).
@@ -142,6 +147,29 @@ def collect(ctx: "ReportContext | None", run: RunFacts, *, max_hosts: int = 20,
     return registry
 
 
+def collect_frequent(run: RunFacts, outcome: "ApplyOutcome | None") -> CollectorRegistry:
+    """Pure: a frequent run's (--no-reports) gauges, under names of their own: its success must never
+    stand in for a full run's (imvjob_last_success_timestamp_seconds), whose report and mail it skips."""
+    registry = CollectorRegistry()
+
+    def gauge(name: str, doc: str, labels: Iterable[str] = ()) -> Gauge:
+        return Gauge(FREQUENT_PREFIX + name, doc, tuple(labels), registry=registry)
+
+    gauge("last_run_timestamp_seconds", "When the last frequent run ended (Unix time).").set(run.finished)
+    gauge("run_exit_code", "Exit status of the last frequent run: 0 completed, 2 with errors, 1 could not "
+                           "work.").set(run.exit_code)
+    if not run.completed or outcome is None:
+        return registry
+    gauge("last_success_timestamp_seconds", "When the last frequent run that completed ended.").set(run.finished)
+    gauge("run_duration_seconds", "Seconds the last frequent run took.").set(max(0.0, run.finished - run.started))
+    objects = gauge("objects", "ImageManifestVulns the last frequent run wrote, per action.", ("action",))
+    for action, n in (("created", len(outcome.created)), ("updated", len(outcome.updated)),
+                      ("deleted", len(outcome.deleted)), ("unchanged", len(outcome.unchanged)),
+                      ("failed", len(outcome.failed))):
+        objects.labels(action).set(n)
+    return registry
+
+
 def _vulnerabilities(ctx: "ReportContext", gauge: Callable[..., Gauge]) -> None:
     cluster = gauge("cluster_vulnerabilities", "Vulnerabilities of the running images, each image counted "
                                                "once, per severity.", ("severity",))
@@ -241,6 +269,36 @@ def publish(ctx: "ReportContext | None", settings: Settings, log: RunLog, *, com
     return failed
 
 
+def publish_frequent(outcome: "ApplyOutcome | None", settings: Settings, log: RunLog, *, completed: bool,
+                     exit_code: int) -> int:
+    """I/O: a frequent run's metrics: pushed to the group {cluster, run="frequent"}, or written to the
+    textfile's sibling <name>.frequent.prom (frequent_textfile). Returns how many targets failed."""
+    if not settings.pushgateway_url and not settings.metrics_textfile:
+        return 0
+    run = run_facts(log, completed=completed, exit_code=exit_code)
+    log.task("metrics")
+    if settings.check:
+        log.info("--check: metrics neither pushed nor written")
+        return 0
+    registry = collect_frequent(run, outcome)
+    whole = completed and outcome is not None
+    failed = 0
+    if settings.metrics_textfile:
+        failed += _write_textfile(frequent_textfile(settings.metrics_textfile), registry, log, whole=whole)
+    if settings.pushgateway_url:
+        failed += _push(settings, registry, log, cluster=settings.cluster_name or "cluster", whole=whole,
+                        group=FREQUENT_GROUP)
+    return failed
+
+
+def frequent_textfile(path: str) -> str:
+    """Where a frequent run writes its textfile: beside the full runs' (imvjob.prom: imvjob.frequent.prom),
+    where node-exporter's textfile collector reads both."""
+    folder, _, name = path.rpartition("/")
+    stem = name[:-len(".prom")] if name.endswith(".prom") else name
+    return f"{folder}/{stem}.frequent.prom" if folder else f"{stem}.frequent.prom"
+
+
 def _write_textfile(path: str, registry: CollectorRegistry, log: RunLog, *, whole: bool) -> int:
     if not whole:
         # Rewriting the file without the last success would lose it: only completed runs write it.
@@ -255,14 +313,15 @@ def _write_textfile(path: str, registry: CollectorRegistry, log: RunLog, *, whol
     return 0
 
 
-def _push(settings: Settings, registry: CollectorRegistry, log: RunLog, *, cluster: str, whole: bool) -> int:
+def _push(settings: Settings, registry: CollectorRegistry, log: RunLog, *, cluster: str, whole: bool,
+          group: Mapping[str, str] | None = None) -> int:
     gateway = settings.pushgateway_url.rstrip("/")
     if "@" in gateway.split("://", 1)[-1].split("/", 1)[0]:
         log.error("metrics not pushed: --pushgateway-url holds credentials; they go in "
                   "IMVJOB_PUSHGATEWAY_PASSWORD / _TOKEN or their files")
         return 1
     handler = _handler(settings)
-    grouping = {"cluster": cluster}
+    grouping = {"cluster": cluster, **(group or {})}
     # A completed run replaces the whole group (PUT), so that namespaces gone since drop out; a run
     # that failed early adds its own figures only (POST) and keeps the last success and the figures.
     send = push_to_gateway if whole else pushadd_to_gateway
@@ -272,7 +331,8 @@ def _push(settings: Settings, registry: CollectorRegistry, log: RunLog, *, clust
     if error:
         log.error(f"metrics not pushed to the Pushgateway: {error}")
         return 1
-    log.info(f"pushed metrics to the Pushgateway (job={settings.pushgateway_job}, cluster={cluster})")
+    where = ", ".join(f"{k}={v}" for k, v in grouping.items())
+    log.info(f"pushed metrics to the Pushgateway (job={settings.pushgateway_job}, {where})")
     return 0
 
 

@@ -176,9 +176,10 @@ def run_play(settings: Settings, log: RunLog, client: Cluster | None = None) -> 
             client = _kube(settings)
         return _play(settings, log, client)
     except ImvjobError as exc:
-        # A run that could not work still says so, so that an alert on it needs no log reading
-        # (a frequent run publishes nothing: the full runs' metrics stay as they are).
-        if not settings.no_reports:
+        # A run that could not work still says so, so that an alert on it needs no log reading.
+        if settings.no_reports:
+            metrics.publish_frequent(None, settings, log, completed=False, exit_code=exc.exit_code)
+        else:
             metrics.publish(None, settings, log, completed=False, exit_code=exc.exit_code, out_dir=_out(settings))
         raise
     finally:
@@ -201,7 +202,7 @@ def _play(settings: Settings, log: RunLog, client: Cluster | None) -> int:
     # Before the report (the run's peak of memory), what `imvjob report` / `notify` replay it from.
     stage_files.write_replay(_out(settings), snap=snap, results=results, outcome=outcome)
     if settings.no_reports:
-        return _finish_frequent(snap, results, outcome, log)
+        return _finish_frequent(snap, results, outcome, settings, log)
     ctx = stage_report(snap, results, outcome, settings, log)
     log.task("notify")
     sent = notify.notify(ctx, settings, log, out_dir=_out(settings))
@@ -213,11 +214,14 @@ def _play(settings: Settings, log: RunLog, client: Cluster | None) -> int:
 
 
 def _finish_frequent(snap: Snapshot, results: dict[ImageRef, ScanResult], outcome: ApplyOutcome,
-                     log: RunLog) -> int:
-    """--no-reports: the objects are applied and the stage files written; no report, summary.json,
-    mail or metrics, so that the next full run compares with the last full run's summary.json."""
-    log.info("no reports (--no-reports): report, summary.json, mail and metrics are left to the full runs")
-    line, code = recap(snap, results, outcome)
+                     settings: Settings, log: RunLog) -> int:
+    """--no-reports: the objects are applied and the stage files written; no report, summary.json or
+    mail, so that the next full run compares with the last full run's summary.json. The run's own
+    metrics go beside the full runs' (metrics.publish_frequent), never in their place."""
+    log.info("no reports (--no-reports): report, summary.json and mail are left to the full runs")
+    play = recap(snap, results, outcome)[1]
+    failed = metrics.publish_frequent(outcome, settings, log, completed=True, exit_code=play)
+    line, code = recap(snap, results, outcome, failed)
     log.recap(line)
     return code
 

@@ -67,8 +67,9 @@ class Settings:
                                 "asking registries.", group="play")
     log_format: str = _opt("text", "Log lines as text or JSON.", group="play", choices=("text", "json"))
     no_reports: bool = _opt(False, "A frequent run: snapshot, scan and apply only (stage files and scan cache "
-                                   "written); no report, summary.json, mail, chat or metrics, so that the next "
-                                   "full run compares with the last full one.", group="play", flag=True)
+                                   "written); no report, summary.json, mail or chat, so that the next full run "
+                                   "compares with the last full one. Its metrics are its own (imvjob_frequent_*).",
+                            group="play", flag=True)
     progress: str = _opt("auto", "Progress display: auto (on a terminal), always, never.", group="play",
                          choices=("auto", "always", "never"))
     # --- registries ------------------------------------------------------------------------

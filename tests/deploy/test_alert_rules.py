@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from job.metrics import RunFacts, collect
+from job.metrics import RunFacts, collect, collect_frequent
+from job.model import ApplyOutcome
 from tests.triage_run import triage_context
 
 REPO = Path(__file__).resolve().parents[2]
@@ -34,7 +35,7 @@ def promtool() -> str:
 def check(promtool: str, path: Path) -> None:
     done = subprocess.run([promtool, "check", "rules", str(path)], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "SUCCESS: 5 rules found" in done.stdout
+    assert "SUCCESS: 6 rules found" in done.stdout
 
 
 def test_both_files_pass_promtool_and_hold_the_same_groups(promtool, tmp_path):
@@ -57,8 +58,9 @@ def test_no_successful_run_means_twice_the_cronjob_schedule():
 
 def test_the_rules_read_series_the_job_pushes(tmp_path):
     ctx, _ = triage_context(tmp_path)
-    registry = collect(ctx, RunFacts(0.0, 1.0, True, 0, (("scan", 1.0),), 1), failing={"quay.io": 2})
-    pushed = {m.name for m in registry.collect()}
+    run = RunFacts(0.0, 1.0, True, 0, (("scan", 1.0),), 1)
+    registry = collect(ctx, run, failing={"quay.io": 2})
+    pushed = {m.name for m in registry.collect()} | {m.name for m in collect_frequent(run, ApplyOutcome()).collect()}
     used = {name for group in yaml.safe_load(RULES.read_text())["groups"] for r in group["rules"]
             for name in _names(r["expr"])}
     assert used and used <= pushed, used - pushed
@@ -84,6 +86,10 @@ def test_each_alert_fires_when_it_should_and_not_before(promtool, tmp_path):
                            'exploited="false",fixable="false"}', "values": "5 5"},
                 {"series": 'imvjob_registry_failing_runs{cluster="prod",host="quay.io"}', "values": "1 2"},
                 {"series": 'imvjob_registry_failing_runs{cluster="prod",host="harbor.corp"}', "values": "0 0"},
+                # prod's frequent runs stop succeeding at 60 minutes; staging's go on.
+                {"series": 'imvjob_frequent_last_success_timestamp_seconds{cluster="prod"}',
+                 "values": "0+60x60 3600x800"},
+                {"series": 'imvjob_frequent_last_success_timestamp_seconds{cluster="staging"}', "values": "0+60x800"},
             ],
             "alert_rule_test": [
                 {"eval_time": "11h", "alertname": "ImvjobNoSuccessfulRun", "exp_alerts": []},
@@ -102,6 +108,10 @@ def test_each_alert_fires_when_it_should_and_not_before(promtool, tmp_path):
                  "exp_alerts": [_alert("ImvjobRegistryErroring", cluster="prod", host="quay.io",
                                        severity="warning", value="2")]},
                 {"eval_time": "13h", "alertname": "ImvjobMetricsAbsent", "exp_alerts": []},
+                {"eval_time": "115m", "alertname": "ImvjobFrequentRunsFailing", "exp_alerts": []},
+                {"eval_time": "140m", "alertname": "ImvjobFrequentRunsFailing",
+                 "exp_alerts": [_alert("ImvjobFrequentRunsFailing", cluster="prod", severity="warning",
+                                       value="1h 20m 0s")]},
             ],
         }],
     }

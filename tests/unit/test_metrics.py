@@ -1,6 +1,8 @@
 """Metrics: bounded labels from the one report context; the textfile as node-exporter reads it."""
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from prometheus_client.parser import text_string_to_metric_families
@@ -105,6 +107,35 @@ def test_a_fifo_or_huge_state_file_is_no_state_not_a_wait(tmp_path, planted):
     assert failed == 0
     assert peak < 64 << 20, f"reading held {peak >> 20} MiB"
     assert state.is_file() and state.stat().st_size < 1 << 20  # this run's, in its place
+
+
+def test_a_frequent_run_writes_its_own_textfile_beside_the_full_runs(tmp_path):
+    from click.testing import CliRunner
+
+    from job.cli import cli
+    from tests.unit.test_faults_input import DEMO
+
+    path, out = tmp_path / "imvjob.prom", tmp_path / "out"
+    args = ["run", *DEMO, "-o", str(out), "--metrics-textfile", str(path)]
+    assert CliRunner().invoke(cli, args).exit_code == 0
+    full = path.read_bytes()
+    frequent = tmp_path / "imvjob.frequent.prom"
+    assert not frequent.exists()
+    result = CliRunner().invoke(cli, [*args, "--no-reports"])
+    assert result.exit_code == 0, result.output
+    assert path.read_bytes() == full  # the full run's figures, as it wrote them
+    families = {f.name: f for f in text_string_to_metric_families(frequent.read_text())}
+    assert {"imvjob_frequent_last_success_timestamp_seconds", "imvjob_frequent_run_exit_code",
+            "imvjob_frequent_objects"} <= set(families)
+    assert not any(name.startswith("imvjob_") and not name.startswith("imvjob_frequent_") for name in families)
+    created = int(re.search(r"created=(\d+)", result.output)[1])  # offline, the objects are written anew
+    assert created and {s.labels["action"]: s.value for s in families["imvjob_frequent_objects"].samples}[
+        "created"] == created
+    before = frequent.read_bytes()
+    failed = CliRunner().invoke(cli, ["run", "--pods", str(tmp_path / "missing.json"), "-o", str(out),
+                                      "--metrics-textfile", str(path), "--no-reports"])
+    assert failed.exit_code == 1
+    assert frequent.read_bytes() == before  # its last success is not lost by a failed run
 
 
 def test_a_textfile_that_cannot_be_written_is_reported(tmp_path):

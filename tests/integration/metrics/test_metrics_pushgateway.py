@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import secrets
 import socket
 import ssl
@@ -65,6 +66,37 @@ def test_a_run_pushes_its_figures_and_prometheus_reads_them(prom_stack, tmp_path
     assert value(wait_for(prometheus, f'imvjob_last_success_timestamp_seconds{{cluster="{cluster}"}}')) == \
         value(success)
     assert wait_for(prometheus, f'imvjob_cluster_vulnerabilities{{cluster="{cluster}",severity="Critical"}}')
+
+
+def test_a_frequent_run_pushes_its_own_figures_and_leaves_the_full_runs(prom_stack, tmp_path):
+    gateway, prometheus = prom_stack
+    cluster = "demo-" + secrets.token_hex(3)
+    common = ["--output", str(tmp_path), "--cluster-name", cluster, "--pushgateway-url", gateway.url]
+    assert run([*DEMO, *common]).exit_code == 0
+    full = value(wait_for(prometheus, f'imvjob_last_success_timestamp_seconds{{cluster="{cluster}"}}'))
+    critical = value(wait_for(prometheus, f'imvjob_cluster_vulnerabilities{{cluster="{cluster}",severity="Critical"}}'))
+
+    started = time.time()
+    result = run([*DEMO, *common, "--no-reports"])
+    assert result.exit_code == 0, result.output
+    success = wait_for(prometheus, f'imvjob_frequent_last_success_timestamp_seconds{{cluster="{cluster}"}}')
+    assert started - 1 <= value(success) <= time.time()
+    assert success[0]["metric"]["run"] == "frequent"
+    created = int(re.search(r"created=(\d+)", result.output)[1])  # offline, the objects are written anew
+    assert created and value(wait_for(prometheus, f'imvjob_frequent_objects{{cluster="{cluster}",action="created"}}'))\
+        == created
+    # The full run's figures stay as it pushed them: a frequent success never stands in for a full one.
+    assert value(wait_for(prometheus, f'imvjob_last_success_timestamp_seconds{{cluster="{cluster}"}}')) == full
+    assert value(wait_for(prometheus, f'imvjob_cluster_vulnerabilities{{cluster="{cluster}",severity="Critical"}}')) \
+        == critical
+
+    # A frequent run that cannot work says so, and keeps its last success.
+    failed = run(["--pods", str(tmp_path / "missing.json"), *common, "--no-reports"])
+    assert failed.exit_code == 1
+    assert value(wait_for(prometheus, f'imvjob_frequent_run_exit_code{{cluster="{cluster}"}} == 1')) == 1
+    assert value(wait_for(prometheus, f'imvjob_frequent_last_success_timestamp_seconds{{cluster="{cluster}"}}')) \
+        == value(success)
+    assert value(wait_for(prometheus, f'imvjob_run_exit_code{{cluster="{cluster}"}}')) == 0
 
 
 def test_a_pushgateway_that_is_down_costs_exit_2_never_the_work(tmp_path):
