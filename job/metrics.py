@@ -270,9 +270,10 @@ def publish(ctx: "ReportContext | None", settings: Settings, log: RunLog, *, com
 
 
 def publish_frequent(outcome: "ApplyOutcome | None", settings: Settings, log: RunLog, *, completed: bool,
-                     exit_code: int) -> int:
-    """I/O: a frequent run's metrics: pushed to the group {cluster, run="frequent"}, or written to the
-    textfile's sibling <name>.frequent.prom (frequent_textfile). Returns how many targets failed."""
+                     exit_code: int, cluster: str = "") -> int:
+    """I/O: a frequent run's metrics: pushed to the group {cluster, run="frequent"} (`cluster` as the full
+    runs name it, report.cluster_name), or written to the textfile's sibling <name>.frequent.prom
+    (frequent_textfile). Returns how many targets failed."""
     if not settings.pushgateway_url and not settings.metrics_textfile:
         return 0
     run = run_facts(log, completed=completed, exit_code=exit_code)
@@ -286,7 +287,7 @@ def publish_frequent(outcome: "ApplyOutcome | None", settings: Settings, log: Ru
     if settings.metrics_textfile:
         failed += _write_textfile(frequent_textfile(settings.metrics_textfile), registry, log, whole=whole)
     if settings.pushgateway_url:
-        failed += _push(settings, registry, log, cluster=settings.cluster_name or "cluster", whole=whole,
+        failed += _push(settings, registry, log, cluster=cluster or settings.cluster_name or "cluster", whole=whole,
                         group=FREQUENT_GROUP)
     return failed
 

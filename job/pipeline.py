@@ -220,7 +220,8 @@ def _finish_frequent(snap: Snapshot, results: dict[ImageRef, ScanResult], outcom
     metrics go beside the full runs' (metrics.publish_frequent), never in their place."""
     log.info("no reports (--no-reports): report, summary.json and mail are left to the full runs")
     play = recap(snap, results, outcome)[1]
-    failed = metrics.publish_frequent(outcome, settings, log, completed=True, exit_code=play)
+    failed = metrics.publish_frequent(outcome, settings, log, completed=True, exit_code=play,
+                                      cluster=report.cluster_name(settings, snap))
     line, code = recap(snap, results, outcome, failed)
     log.recap(line)
     return code

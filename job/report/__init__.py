@@ -16,7 +16,8 @@ from job.report.view import ReportContext
 from job.report.writer import PREVIOUS_FILE, SUMMARY_FILE, read_summary_why, write_reports
 from job.settings import Settings
 
-__all__ = ["ReportContext", "Triage", "build_context", "load_previous", "write_reports"]
+__all__ = ["ReportContext", "Triage", "build_context", "cluster_name", "load_previous", "write_reports"]
+cluster_name = _context.cluster_name
 
 
 def load_previous(path: Path, *, current: Snapshot, log: RunLog | None = None) -> Previous | None:

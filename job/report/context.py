@@ -69,6 +69,11 @@ class _Inputs:
 # --- building ----------------------------------------------------------------------------------
 
 
+def cluster_name(settings: Settings, snapshot: Snapshot) -> str:
+    """The cluster's name in the reports and the metrics: --cluster-name, else the snapshot's."""
+    return one_line(settings.cluster_name or snapshot.cluster) or "cluster"
+
+
 def build(*, snapshot: Snapshot, results: dict[ImageRef, ScanResult], outcome: ApplyOutcome | None,
           previous: dict | None, settings: Settings, triage: Triage | None = None) -> ReportContext:
     by_namespace: dict[str, list[Pod]] = defaultdict(list)
@@ -126,7 +131,7 @@ def _build(inputs: _Inputs, *, only: frozenset[str] | None) -> ReportContext:
     trend = past_trend(prev, totals, only)
     if changes.has_previous and len(trend) > 1:
         changes.delta = tuple(now - before for now, before in zip(totals.counts.by_severity, trend[-2].by_severity))
-    cluster = one_line(settings.cluster_name or snapshot.cluster) or "cluster"
+    cluster = cluster_name(settings, snapshot)
     return ReportContext(
         cluster=cluster, taken_at=snapshot.taken_at, source=snapshot.source, scope=snapshot.scope,
         only=tuple(sorted(only)) if only is not None else None,

@@ -99,6 +99,18 @@ def test_a_frequent_run_pushes_its_own_figures_and_leaves_the_full_runs(prom_sta
     assert value(wait_for(prometheus, f'imvjob_run_exit_code{{cluster="{cluster}"}}')) == 0
 
 
+def test_a_frequent_run_names_the_cluster_as_the_full_runs_do(prom_stack, tmp_path):
+    """Without --cluster-name, both name it after the snapshot (here "offline": a pod list file)."""
+    gateway, prometheus = prom_stack
+    common = ["--output", str(tmp_path), "--pushgateway-url", gateway.url]
+    started = time.time()
+    assert run([*DEMO, *common]).exit_code == 0
+    assert run([*DEMO, *common, "--no-reports"]).exit_code == 0
+    full = wait_for(prometheus, f'imvjob_last_success_timestamp_seconds > {started - 1}')
+    frequent = wait_for(prometheus, f'imvjob_frequent_last_success_timestamp_seconds > {started - 1}')
+    assert {s["metric"]["cluster"] for s in full} == {s["metric"]["cluster"] for s in frequent} == {"offline"}
+
+
 def test_a_pushgateway_that_is_down_costs_exit_2_never_the_work(tmp_path):
     port = _closed_port()
     result = run([*DEMO, "--output", str(tmp_path), "--pushgateway-url", f"http://127.0.0.1:{port}"])
