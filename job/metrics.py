@@ -246,13 +246,8 @@ def read_state(out_dir: Path) -> dict[str, int]:
 def publish(ctx: "ReportContext | None", settings: Settings, log: RunLog, *, completed: bool, exit_code: int,
             out_dir: Path) -> int:
     """I/O: push and/or write the run's metrics. Returns how many targets failed (each is logged)."""
-    if not settings.pushgateway_url and not settings.metrics_textfile:
-        return 0
-    run = run_facts(log, completed=completed, exit_code=exit_code)
-    log.task("metrics")
-    if settings.check:
-        # A dry run's figures would stand in for the real job's, its success hide a failing one.
-        log.info("--check: metrics neither pushed nor written")
+    run = _facts_if_wanted(settings, log, completed=completed, exit_code=exit_code)
+    if run is None:
         return 0
     failing = None
     if ctx is not None and completed:
@@ -260,13 +255,9 @@ def publish(ctx: "ReportContext | None", settings: Settings, log: RunLog, *, com
         failing = failing_runs(read_state(out_dir), errors)
         write_file(out_dir / STATE_FILE, json.dumps({"registry_failing_runs": failing}).encode())
     registry = collect(ctx, run, max_hosts=settings.metrics_max_hosts, failing=failing)
-    failed = 0
-    if settings.metrics_textfile:
-        failed += _write_textfile(settings.metrics_textfile, registry, log, whole=completed and ctx is not None)
-    if settings.pushgateway_url:
-        cluster = (ctx.cluster if ctx is not None else settings.cluster_name) or "cluster"
-        failed += _push(settings, registry, log, cluster=cluster, whole=completed and ctx is not None)
-    return failed
+    cluster = (ctx.cluster if ctx is not None else settings.cluster_name) or "cluster"
+    return _send(registry, settings, log, textfile=settings.metrics_textfile, cluster=cluster,
+                 whole=completed and ctx is not None)
 
 
 def publish_frequent(outcome: "ApplyOutcome | None", settings: Settings, log: RunLog, *, completed: bool,
@@ -274,21 +265,36 @@ def publish_frequent(outcome: "ApplyOutcome | None", settings: Settings, log: Ru
     """I/O: a frequent run's metrics: pushed to the group {cluster, run="frequent"} (`cluster` as the full
     runs name it, report.cluster_name), or written to the textfile's sibling <name>.frequent.prom
     (frequent_textfile). Returns how many targets failed."""
-    if not settings.pushgateway_url and not settings.metrics_textfile:
+    run = _facts_if_wanted(settings, log, completed=completed, exit_code=exit_code)
+    if run is None:
         return 0
+    textfile = frequent_textfile(settings.metrics_textfile) if settings.metrics_textfile else ""
+    return _send(collect_frequent(run, outcome), settings, log, textfile=textfile,
+                 cluster=cluster or settings.cluster_name or "cluster", whole=completed and outcome is not None,
+                 group=FREQUENT_GROUP)
+
+
+def _facts_if_wanted(settings: Settings, log: RunLog, *, completed: bool, exit_code: int) -> RunFacts | None:
+    """The run's facts when metrics are to be published; None when none are set up, or for a dry run."""
+    if not settings.pushgateway_url and not settings.metrics_textfile:
+        return None
     run = run_facts(log, completed=completed, exit_code=exit_code)
     log.task("metrics")
     if settings.check:
+        # A dry run's figures would stand in for the real job's, its success hide a failing one.
         log.info("--check: metrics neither pushed nor written")
-        return 0
-    registry = collect_frequent(run, outcome)
-    whole = completed and outcome is not None
+        return None
+    return run
+
+
+def _send(registry: CollectorRegistry, settings: Settings, log: RunLog, *, textfile: str, cluster: str,
+          whole: bool, group: Mapping[str, str] | None = None) -> int:
+    """The figures to the textfile and/or the Pushgateway; how many of them failed."""
     failed = 0
-    if settings.metrics_textfile:
-        failed += _write_textfile(frequent_textfile(settings.metrics_textfile), registry, log, whole=whole)
+    if textfile:
+        failed += _write_textfile(textfile, registry, log, whole=whole)
     if settings.pushgateway_url:
-        failed += _push(settings, registry, log, cluster=cluster or settings.cluster_name or "cluster", whole=whole,
-                        group=FREQUENT_GROUP)
+        failed += _push(settings, registry, log, cluster=cluster, whole=whole, group=group)
     return failed
 
 
