@@ -901,12 +901,13 @@ def checks(doc: dict[str, Any], args: argparse.Namespace) -> list[dict[str, Any]
                   f"{frequent['wall_s']:.1f} s / {ref['wall_s']:.1f} s = {frequent['wall_s'] / ref['wall_s']:.2f}x",
                   "<= 0.25x" + ("" if before else " (no --baseline: compared with this code's)"), at_scale=True)
     for r in doc.get("scan_sweep") or ():
+        # At 100 manifests (bench-small) a scan's fixed costs weigh on every answer.
         check(f"scan alone at concurrency {r['concurrency']}: CPU per answer", r["cpu_ms_per_answer"] <= 1.5,
-              f"{r['cpu_ms_per_answer']:.2f} ms", "<= 1.5 ms")
+              f"{r['cpu_ms_per_answer']:.2f} ms", "<= 1.5 ms", at_scale=True)
         if r["concurrency"] in (32, 64):
             ratio = r["wall_s"] / r["ideal_s"] if r["ideal_s"] else math.inf
             check(f"scan alone at concurrency {r['concurrency']}: wall / ideal", ratio <= 1.25, f"{ratio:.2f}x",
-                  "<= 1.25x")
+                  "<= 1.25x", at_scale=True)
     parse = doc.get("parse")
     if parse:
         check("snapshot parse vs kubernetes models", parse["ratio"] >= 5,
