@@ -108,17 +108,10 @@ def collect(ctx: "ReportContext | None", run: RunFacts, *, max_hosts: int = 20,
     """Pure: the run's gauges. Without a context (a run that failed early) only the run's own
     figures; last_success_timestamp_seconds only when the play completed."""
     registry = CollectorRegistry()
-
-    def gauge(name: str, doc: str, labels: Iterable[str] = ()) -> Gauge:
-        return Gauge(PREFIX + name, doc, tuple(labels), registry=registry)
-
-    gauge("last_run_timestamp_seconds", "When the last run ended (Unix time).").set(run.finished)
-    gauge("run_exit_code", "Exit status of the last run: 0 completed, 2 with errors, 1 could not work.").set(
-        run.exit_code)
+    gauge = _gauges(registry, PREFIX)
+    _the_run(gauge, run, which="run", completed=run.completed and ctx is not None)
     if not run.completed or ctx is None:
         return registry
-    gauge("last_success_timestamp_seconds", "When the last run that completed its play ended.").set(run.finished)
-    gauge("run_duration_seconds", "Seconds the last run took.").set(max(0.0, run.finished - run.started))
     gauge("peak_memory_bytes", "Peak resident memory of the last run.").set(run.peak_rss_bytes)
     stage = gauge("stage_duration_seconds", "Seconds each stage of the last run took.", ("stage",))
     for name, seconds in run.stages:
@@ -139,11 +132,8 @@ def collect(ctx: "ReportContext | None", run: RunFacts, *, max_hosts: int = 20,
         for host, n in sorted(failing.items()):
             runs.labels(host).set(n)
     if ctx.apply is not None:
-        objects = gauge("objects", "ImageManifestVulns the last run wrote, per action.", ("action",))
-        a = ctx.apply
-        for action, n in (("created", a.created), ("updated", a.updated), ("deleted", a.deleted),
-                          ("unchanged", a.unchanged), ("failed", a.failed)):
-            objects.labels(action).set(n)
+        apply = ctx.apply
+        _objects(gauge, which="run", count=lambda action: getattr(apply, action))
     return registry
 
 
@@ -151,23 +141,38 @@ def collect_frequent(run: RunFacts, outcome: "ApplyOutcome | None") -> Collector
     """Pure: a frequent run's (--no-reports) gauges, under names of their own: its success must never
     stand in for a full run's (imvjob_last_success_timestamp_seconds), whose report and mail it skips."""
     registry = CollectorRegistry()
-
-    def gauge(name: str, doc: str, labels: Iterable[str] = ()) -> Gauge:
-        return Gauge(FREQUENT_PREFIX + name, doc, tuple(labels), registry=registry)
-
-    gauge("last_run_timestamp_seconds", "When the last frequent run ended (Unix time).").set(run.finished)
-    gauge("run_exit_code", "Exit status of the last frequent run: 0 completed, 2 with errors, 1 could not "
-                           "work.").set(run.exit_code)
-    if not run.completed or outcome is None:
-        return registry
-    gauge("last_success_timestamp_seconds", "When the last frequent run that completed ended.").set(run.finished)
-    gauge("run_duration_seconds", "Seconds the last frequent run took.").set(max(0.0, run.finished - run.started))
-    objects = gauge("objects", "ImageManifestVulns the last frequent run wrote, per action.", ("action",))
-    for action, n in (("created", len(outcome.created)), ("updated", len(outcome.updated)),
-                      ("deleted", len(outcome.deleted)), ("unchanged", len(outcome.unchanged)),
-                      ("failed", len(outcome.failed))):
-        objects.labels(action).set(n)
+    gauge = _gauges(registry, FREQUENT_PREFIX)
+    _the_run(gauge, run, which="frequent run", completed=run.completed and outcome is not None)
+    if run.completed and outcome is not None:
+        _objects(gauge, which="frequent run", count=lambda action: len(getattr(outcome, action)))
     return registry
+
+
+def _gauges(registry: CollectorRegistry, prefix: str) -> Callable[..., Gauge]:
+    def gauge(name: str, doc: str, labels: Iterable[str] = ()) -> Gauge:
+        return Gauge(prefix + name, doc, tuple(labels), registry=registry)
+    return gauge
+
+
+def _the_run(gauge: Callable[..., Gauge], run: RunFacts, *, which: str, completed: bool) -> None:
+    """When the run ended and how; when it completed, that it succeeded and how long it took."""
+    gauge("last_run_timestamp_seconds", f"When the last {which} ended (Unix time).").set(run.finished)
+    gauge("run_exit_code", f"Exit status of the last {which}: 0 completed, 2 with errors, 1 could not work.").set(
+        run.exit_code)
+    if completed:
+        gauge("last_success_timestamp_seconds", f"When the last {which} that completed its play ended.").set(
+            run.finished)
+        gauge("run_duration_seconds", f"Seconds the last {which} took.").set(max(0.0, run.finished - run.started))
+
+
+#: ImageManifestVulns per apply action (the fields of ApplyOutcome, and of the report's ApplySummary).
+_OBJECT_ACTIONS = ("created", "updated", "deleted", "unchanged", "failed")
+
+
+def _objects(gauge: Callable[..., Gauge], *, which: str, count: Callable[[str], int]) -> None:
+    objects = gauge("objects", f"ImageManifestVulns the last {which} wrote, per action.", ("action",))
+    for action in _OBJECT_ACTIONS:
+        objects.labels(action).set(count(action))
 
 
 def _vulnerabilities(ctx: "ReportContext", gauge: Callable[..., Gauge]) -> None:
@@ -301,9 +306,8 @@ def _send(registry: CollectorRegistry, settings: Settings, log: RunLog, *, textf
 def frequent_textfile(path: str) -> str:
     """Where a frequent run writes its textfile: beside the full runs' (imvjob.prom: imvjob.frequent.prom),
     where node-exporter's textfile collector reads both."""
-    folder, _, name = path.rpartition("/")
-    stem = name[:-len(".prom")] if name.endswith(".prom") else name
-    return f"{folder}/{stem}.frequent.prom" if folder else f"{stem}.frequent.prom"
+    full = Path(path)
+    return str(full.with_name((full.stem if full.suffix == ".prom" else full.name) + ".frequent.prom"))
 
 
 def _write_textfile(path: str, registry: CollectorRegistry, log: RunLog, *, whole: bool) -> int:

@@ -4,11 +4,12 @@ from __future__ import annotations
 import re
 
 import pytest
-
+from click.testing import CliRunner
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.exposition import generate_latest
 
 from job import metrics
+from job.cli import cli
 from job.metrics import RunFacts, bounded_hosts, collect, failing_runs
 from job.model import ScanState
 from job.report import build_context
@@ -16,6 +17,7 @@ from job.log import QuietLog
 from tests.factories import make_feature, make_pod, make_ref, make_result, make_settings, make_snapshot, make_vuln
 from tests.planted import peak_while, plant
 from tests.triage_run import triage_context
+from tests.unit.test_faults_input import DEMO
 
 RUN = RunFacts(started=1000.0, finished=1100.0, completed=True, exit_code=0,
                stages=(("snapshot", 1.5), ("scan", 60.0)), peak_rss_bytes=123 << 20)
@@ -110,11 +112,6 @@ def test_a_fifo_or_huge_state_file_is_no_state_not_a_wait(tmp_path, planted):
 
 
 def test_a_frequent_run_writes_its_own_textfile_beside_the_full_runs(tmp_path):
-    from click.testing import CliRunner
-
-    from job.cli import cli
-    from tests.unit.test_faults_input import DEMO
-
     path, out = tmp_path / "imvjob.prom", tmp_path / "out"
     args = ["run", *DEMO, "-o", str(out), "--metrics-textfile", str(path)]
     assert CliRunner().invoke(cli, args).exit_code == 0
