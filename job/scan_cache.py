@@ -29,7 +29,7 @@ from job.files import NotRegularFile, TooLarge, capped_lines, read_regular
 from job.memory import gc_paused
 from job.model import ImageRef, ScanRequest, ScanResult, ScanState, VulnReport
 from job.settings import Settings
-from job.shapes import finite_number
+from job.shapes import finite_number, misfit
 
 SCHEMA = 3
 FILE = "scan-cache.json.gz"
@@ -234,9 +234,9 @@ class _Reader:
         report = None
         if item.get("ns") is not None:
             packages = item.get("packages")
-            if not isinstance(packages, list) or not all(isinstance(n, int) and not isinstance(n, bool)
-                                                         for n in packages):
-                raise _damaged("an entry's packages are not numbers")
+            wrong = misfit(packages, [int], "packages")
+            if wrong:
+                raise _damaged(wrong)
             report = VulnReport(_str(item, "ns"), self.tables.named(self.tables.packages, packages, "packages"))
         result = ScanResult(image, state, report=report, detail=_str(item, "detail"), backend=_str(item, "backend"),
                             page_url=page)

@@ -265,11 +265,16 @@ class SharedLines:
         self.advisories: list[Vulnerability] = []
         self.packages: list[Feature] = []
 
-    def take(self, kind: str, doc: Any, where: str) -> None:
-        """An advisory's or a package's line (`kind`): its document, checked."""
+    @staticmethod
+    def check(kind: str, doc: Any, where: str) -> None:
+        """DamagedLine unless `doc` is of the shape of its kind of line (advisory, package, result)."""
         wrong = misfit(doc, _SCAN_LINE_SHAPES[kind], where)
         if wrong:
             raise DamagedLine(wrong)
+
+    def take(self, kind: str, doc: Any, where: str) -> None:
+        """An advisory's or a package's line (`kind`): its document, checked."""
+        self.check(kind, doc, where)
         if kind == "advisory":
             self.advisories.append(_advisory_of(doc))
         else:
@@ -296,9 +301,7 @@ class _ResultTables(SharedLines):
             if kind != "result":
                 self.take(kind, doc, where)
                 return None
-            wrong = misfit(doc, _SCAN_LINE_SHAPES[kind], where)
-            if wrong:
-                raise DamagedLine(wrong)
+            self.check(kind, doc, where)
             report = doc["report"]
             features = None if report is None else self.named(self.packages, report["packages"],
                                                                 f"{where}.report.packages")
