@@ -244,7 +244,7 @@ def read_state(out_dir: Path) -> dict[str, int]:
     try:
         runs = read_state_json(out_dir / STATE_FILE)["registry_failing_runs"]
         return {str(k): int(v) for k, v in runs.items()} if isinstance(runs, dict) else {}
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, OverflowError):  # int(1e400): JSON numbers have no bound
         return {}
 
 

@@ -1,6 +1,7 @@
 """Metrics: bounded labels from the one report context; the textfile as node-exporter reads it."""
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -109,6 +110,16 @@ def test_a_fifo_or_huge_state_file_is_no_state_not_a_wait(tmp_path, planted):
     assert failed == 0
     assert peak < 64 << 20, f"reading held {peak >> 20} MiB"
     assert state.is_file() and state.stat().st_size < 1 << 20  # this run's, in its place
+
+
+@pytest.mark.parametrize("runs", ['{"quay.io": 1e400}', '{"quay.io": NaN}', '{"quay.io": "x"}', '[1]', '7'])
+def test_a_damaged_state_file_is_no_state_not_a_crash(tmp_path, runs):
+    """Every run reads it before it rewrites it: one that crashed the run would crash every run after."""
+    ctx, out = triage_context(tmp_path)
+    (out / metrics.STATE_FILE).write_text('{"registry_failing_runs": %s}' % runs)
+    settings = make_settings(metrics_textfile=str(tmp_path / "x.prom"), output=str(out))
+    assert metrics.publish(ctx, settings, QuietLog(), completed=True, exit_code=0, out_dir=out) == 0
+    assert metrics.read_state(out) == json.loads((out / metrics.STATE_FILE).read_text())["registry_failing_runs"]
 
 
 def test_a_frequent_run_writes_its_own_textfile_beside_the_full_runs(tmp_path):
